@@ -1,0 +1,1 @@
+//! fulcrum-check (being written)

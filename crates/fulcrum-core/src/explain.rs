@@ -1,0 +1,1 @@
+//! The N/R/W table (being written).

@@ -1,0 +1,1 @@
+//! Consistent hashing with virtual nodes (being written).
