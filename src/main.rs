@@ -1,1 +1,72 @@
-fn main() {}
+//! `fulcrum`: the server, the demo, a command-line client, the benchmark
+//! and the verifier, in one binary.
+
+mod client_cmd;
+mod demo;
+mod server_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fulcrum",
+    version,
+    about = "Fulcrum: a distributed key-value database with a consistency lever per keyspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    Server(server_cmd::ServerArgs),
+    /// Start a local node with temporary data, take a guided tour, serve until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// GET a key.
+    Get(client_cmd::GetArgs),
+    /// SET a key.
+    Set(client_cmd::SetArgs),
+    /// DEL keys.
+    Del(client_cmd::DelArgs),
+    /// List keys (SCAN), optionally matching a pattern.
+    Scan(client_cmd::ScanArgs),
+    /// Keyspace administration.
+    Keyspace(client_cmd::KeyspaceArgs),
+    /// Cluster membership administration.
+    Cluster(client_cmd::ClusterArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(a) => server_cmd::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
+            Command::Get(a) => client_cmd::get(a).await,
+            Command::Set(a) => client_cmd::set(a).await,
+            Command::Del(a) => client_cmd::del(a).await,
+            Command::Scan(a) => client_cmd::scan(a).await,
+            Command::Keyspace(a) => client_cmd::keyspace(a).await,
+            Command::Cluster(a) => client_cmd::cluster(a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -155,7 +155,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for l in [Level::One, Level::EachQuorum, Level::Count(4), Level::Serializable] {
+        for l in [
+            Level::One,
+            Level::EachQuorum,
+            Level::Count(4),
+            Level::Serializable,
+        ] {
             assert_eq!(l.to_string().parse::<Level>(), Ok(l));
         }
     }
@@ -171,10 +176,14 @@ mod tests {
 
     #[test]
     fn validate_rejects_levels_of_the_other_mode() {
-        assert!(Level::Linearizable.validate(Mode::Eventual, Op::Read, 3).is_err());
+        assert!(Level::Linearizable
+            .validate(Mode::Eventual, Op::Read, 3)
+            .is_err());
         assert!(Level::Quorum.validate(Mode::Strong, Op::Read, 3).is_err());
         assert!(Level::Any.validate(Mode::Eventual, Op::Read, 3).is_err());
         assert!(Level::Any.validate(Mode::Eventual, Op::Write, 3).is_ok());
-        assert!(Level::Count(4).validate(Mode::Eventual, Op::Write, 3).is_err());
+        assert!(Level::Count(4)
+            .validate(Mode::Eventual, Op::Write, 3)
+            .is_err());
     }
 }

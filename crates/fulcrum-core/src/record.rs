@@ -176,10 +176,7 @@ impl Record {
     /// [`DecodeError`] for truncated input, trailing bytes or an unknown
     /// format version.
     pub fn decode(bytes: &Bytes) -> Result<Record, DecodeError> {
-        let mut r = Reader {
-            all: bytes,
-            pos: 0,
-        };
+        let mut r = Reader { all: bytes, pos: 0 };
         let version = r.u8()?;
         if version != FORMAT_VERSION {
             return Err(DecodeError::UnknownVersion(version));
@@ -299,7 +296,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_format_version() {
-        let mut bytes = Record::single(Version::value("v", Hlc(1))).encode().to_vec();
+        let mut bytes = Record::single(Version::value("v", Hlc(1)))
+            .encode()
+            .to_vec();
         bytes[0] = 9;
         assert_eq!(
             Record::decode(&Bytes::from(bytes)),

@@ -52,4 +52,23 @@ impl Frame {
     pub fn bulk(b: impl Into<Bytes>) -> Frame {
         Frame::Bulk(b.into())
     }
+
+    /// A simple-string reply (`+text`).
+    pub fn simple(s: impl Into<String>) -> Frame {
+        Frame::Simple(s.into())
+    }
+
+    /// Whether this is an error reply.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Frame::Error(_))
+    }
+
+    /// The bytes of a bulk or simple string (or verbatim text), if it is one.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Frame::Bulk(b) | Frame::Verbatim(_, b) => Some(b),
+            Frame::Simple(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
 }

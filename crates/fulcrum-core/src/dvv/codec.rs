@@ -1,0 +1,324 @@
+//! Byte encodings of version vectors and of a [`DvvSet`]'s causal data.
+//!
+//! Integers are unsigned LEB128 varints unless stated. A version vector's
+//! entries are encoded the same way in both formats:
+//!
+//! ```text
+//! varint number of entries, then for each, strictly sorted by node id bytes:
+//!     varint id length, the UTF-8 id bytes, varint counter (1..=MAX_COUNTER)
+//! ```
+//!
+//! Client context (opaque to the client):
+//!
+//! ```text
+//! u8  CONTEXT_FORMAT (= 1)
+//! entries
+//! u32 big-endian checksum: low 32 bits of stable_hash(all bytes before it)
+//! ```
+//!
+//! Causal data (`Record::causal`; `Record::versions[i]` is the value of the
+//! i-th dot):
+//!
+//! ```text
+//! u8  CAUSAL_FORMAT (= 1)
+//! entries (the context)
+//! varint number of dots, then for each, strictly sorted by (entry, counter):
+//!     varint index of the dot's node among the entries,
+//!     varint counter (1..=the entry's counter)
+//! ```
+//!
+//! A record with empty `causal` is a legacy record, written without causal
+//! tracking. Its versions become siblings of the pseudo node
+//! [`LEGACY_NODE`] with counter `timestamp + 1`, and the context covers up to
+//! the newest: legacy values behave last-write-wins among themselves, and
+//! any client that read one supersedes it with its next write, while a blind
+//! write keeps it as a concurrent sibling. Two legacy versions with equal
+//! timestamps cannot both have a dot; the first is kept.
+//!
+//! Decoders never panic and never allocate more than the input justifies.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Dot, DvvError, DvvSet, Sibling, VersionVector, LEGACY_NODE, MAX_COUNTER};
+use crate::record::{Record, Version};
+use crate::ring::{stable_hash, NodeId};
+
+/// Format version of an encoded client context.
+pub const CONTEXT_FORMAT: u8 = 1;
+/// Format version of encoded causal data in a record.
+pub const CAUSAL_FORMAT: u8 = 1;
+
+const CHECKSUM_LEN: usize = 4;
+
+impl VersionVector {
+    /// The opaque, compact client context: format byte, entries, checksum.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_u8(CONTEXT_FORMAT);
+        put_entries(&mut buf, self);
+        let sum = checksum(&buf);
+        buf.put_u32(sum);
+        buf.freeze()
+    }
+
+    /// Decodes a client context made by [`VersionVector::encode`].
+    ///
+    /// # Errors
+    /// [`DvvError`] for an unknown format, a checksum mismatch, truncation,
+    /// trailing bytes or invalid entries.
+    pub fn decode(bytes: &[u8]) -> Result<VersionVector, DvvError> {
+        let Some(&format) = bytes.first() else {
+            return Err(DvvError::Truncated {
+                offset: 0,
+                needed: 1,
+            });
+        };
+        if format != CONTEXT_FORMAT {
+            return Err(DvvError::UnknownFormat {
+                what: "context",
+                found: format,
+                supported: CONTEXT_FORMAT,
+            });
+        }
+        if bytes.len() < 1 + CHECKSUM_LEN {
+            return Err(DvvError::Truncated {
+                offset: bytes.len(),
+                needed: 1 + CHECKSUM_LEN - bytes.len(),
+            });
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        let mut stored = [0u8; CHECKSUM_LEN];
+        stored.copy_from_slice(sum);
+        if u32::from_be_bytes(stored) != checksum(body) {
+            return Err(DvvError::Checksum);
+        }
+        let mut r = Reader { buf: body, pos: 1 };
+        let (vv, _) = r.entries()?;
+        r.finish()?;
+        Ok(vv)
+    }
+}
+
+/// The record to store for `state`: its causal data and its sibling values,
+/// in dot order.
+pub fn to_record(state: &DvvSet<Version>) -> Record {
+    let mut buf = BytesMut::new();
+    buf.put_u8(CAUSAL_FORMAT);
+    put_entries(&mut buf, &state.context);
+    put_varint(&mut buf, state.siblings.len() as u64);
+    // Entries are in id order, so a dot's entry index is the rank of its
+    // node, and siblings (sorted by dot) visit them in order.
+    let mut ids = state.context.iter().map(|(n, _)| n).enumerate().peekable();
+    for s in &state.siblings {
+        while ids.peek().is_some_and(|(_, n)| **n < s.dot.node) {
+            ids.next();
+        }
+        // Every dot's node is in the context (an invariant); the fallback
+        // index only exists to avoid a panic path.
+        let index = ids.peek().map_or(0, |(i, _)| *i);
+        put_varint(&mut buf, index as u64);
+        put_varint(&mut buf, s.dot.counter);
+    }
+    Record {
+        causal: buf.freeze(),
+        versions: state.siblings.iter().map(|s| s.value.clone()).collect(),
+    }
+}
+
+/// The causal state stored in `record`; a record with empty `causal` is a
+/// legacy record (see the module docs).
+///
+/// # Errors
+/// [`DvvError`] when the causal data does not decode, breaks an invariant,
+/// or has a different number of dots than the record has versions.
+pub fn from_record(record: &Record) -> Result<DvvSet<Version>, DvvError> {
+    if record.causal.is_empty() {
+        return Ok(from_legacy(&record.versions));
+    }
+    let mut r = Reader {
+        buf: &record.causal,
+        pos: 0,
+    };
+    let format = r.u8()?;
+    if format != CAUSAL_FORMAT {
+        return Err(DvvError::UnknownFormat {
+            what: "causal data",
+            found: format,
+            supported: CAUSAL_FORMAT,
+        });
+    }
+    let (context, ids) = r.entries()?;
+    let n = r.count(2)?;
+    if n != record.versions.len() {
+        return Err(DvvError::SiblingCountMismatch {
+            dots: n,
+            versions: record.versions.len(),
+        });
+    }
+    let mut siblings: Vec<Sibling<Version>> = Vec::with_capacity(n);
+    let mut last: Option<(u64, u64)> = None;
+    for value in &record.versions {
+        let index = r.varint()?;
+        let counter = r.varint()?;
+        let Some((node, max)) = usize::try_from(index).ok().and_then(|i| ids.get(i)) else {
+            return Err(DvvError::BadDotNode {
+                index,
+                len: ids.len(),
+            });
+        };
+        let dot = Dot {
+            node: node.clone(),
+            counter,
+        };
+        if counter == 0 || counter > *max {
+            return Err(DvvError::DotNotCovered(dot));
+        }
+        if last.is_some_and(|l| l >= (index, counter)) {
+            return Err(DvvError::DuplicateDot(dot));
+        }
+        last = Some((index, counter));
+        siblings.push(Sibling {
+            dot,
+            value: value.clone(),
+        });
+    }
+    r.finish()?;
+    Ok(DvvSet { context, siblings })
+}
+
+fn from_legacy(versions: &[Version]) -> DvvSet<Version> {
+    let legacy = NodeId::from(LEGACY_NODE);
+    let mut siblings: Vec<Sibling<Version>> = Vec::with_capacity(versions.len());
+    for v in versions {
+        let dot = Dot {
+            node: legacy.clone(),
+            counter: v.timestamp.0.saturating_add(1).min(MAX_COUNTER),
+        };
+        // Keep the first of equal timestamps (see the module docs).
+        if let Err(at) = siblings.binary_search_by(|s| s.dot.cmp(&dot)) {
+            siblings.insert(
+                at,
+                Sibling {
+                    dot,
+                    value: v.clone(),
+                },
+            );
+        }
+    }
+    let mut context = VersionVector::new();
+    if let Some(last) = siblings.last() {
+        context.advance(&legacy, last.dot.counter);
+    }
+    DvvSet { context, siblings }
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    // Low 32 bits of the stable hash; truncation intended.
+    stable_hash(bytes) as u32
+}
+
+fn put_varint(buf: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+fn put_entries(buf: &mut BytesMut, vv: &VersionVector) {
+    put_varint(buf, vv.len() as u64);
+    for (node, counter) in vv.iter() {
+        put_varint(buf, node.len() as u64);
+        buf.put_slice(node.as_bytes());
+        put_varint(buf, counter);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn u8(&mut self) -> Result<u8, DvvError> {
+        let b = *self.buf.get(self.pos).ok_or(DvvError::Truncated {
+            offset: self.pos,
+            needed: 1,
+        })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, DvvError> {
+        let start = self.pos;
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            // The tenth byte may only carry the top bit of a u64.
+            if shift == 63 && bits > 1 {
+                return Err(DvvError::BadVarint(start));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DvvError::BadVarint(start))
+    }
+
+    /// A count of items each taking at least `min_item_len` bytes, checked
+    /// against what is left so it can size an allocation.
+    fn count(&mut self, min_item_len: usize) -> Result<usize, DvvError> {
+        let offset = self.pos;
+        let value = self.varint()?;
+        let left = self.buf.len() - self.pos;
+        match usize::try_from(value) {
+            Ok(n) if n.saturating_mul(min_item_len) <= left => Ok(n),
+            _ => Err(DvvError::BadLength { offset, value }),
+        }
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&[u8], DvvError> {
+        let left = self.buf.len() - self.pos;
+        if left < n {
+            return Err(DvvError::Truncated {
+                offset: self.pos,
+                needed: n - left,
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// A version vector, also returned as `(node, counter)` in entry order.
+    fn entries(&mut self) -> Result<(VersionVector, Vec<(NodeId, u64)>), DvvError> {
+        // An entry takes at least 2 bytes: a length and a counter.
+        let n = self.count(2)?;
+        let mut list: Vec<(NodeId, u64)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = self.pos;
+            let len = self.count(1)?;
+            let id = std::str::from_utf8(self.bytes(len)?).map_err(|_| DvvError::BadNodeId(at))?;
+            if list.last().is_some_and(|(prev, _)| prev.as_str() >= id) {
+                return Err(DvvError::Unsorted(at));
+            }
+            let node = NodeId::from(id);
+            let counter = self.varint()?;
+            if counter == 0 || counter > MAX_COUNTER {
+                return Err(DvvError::BadCounter { node, counter });
+            }
+            list.push((node, counter));
+        }
+        let vv = list.iter().cloned().collect();
+        Ok((vv, list))
+    }
+
+    fn finish(&self) -> Result<(), DvvError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            n => Err(DvvError::Trailing(n)),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Commands: bytes → arguments → a handler that applies them → a reply
+//! frame. One file per command family; [`table`] lists every command with
+//! its arity, flags and key positions (what `COMMAND` reports and what the
+//! dispatcher checks before calling a handler).
+
+mod args;
+mod conn;
+mod counter;
+mod error;
+mod glob;
+mod info;
+mod keys;
+mod keyspace;
+mod state;
+mod strings;
+pub mod table;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use fulcrum_proto::Frame;
+
+pub use error::CmdError;
+pub use state::ConnState;
+
+use crate::db::Db;
+use table::Spec;
+
+/// What a handler gets: the node's database and this connection's state.
+pub struct Ctx<'a> {
+    pub db: &'a Db,
+    pub conn: &'a mut ConnState,
+}
+
+pub type CmdResult = Result<Frame, CmdError>;
+
+/// Runs one request and returns its reply. Never panics on input: every
+/// problem becomes an error reply.
+pub async fn execute(db: &Db, conn: &mut ConnState, args: Vec<Bytes>) -> Frame {
+    let started = Instant::now();
+    let Some(name) = args.first() else {
+        return Frame::error("ERR empty command");
+    };
+    let Some(spec) = table::lookup(name) else {
+        return CmdError::unknown_command(&args).into_frame();
+    };
+    let mut ctx = Ctx { db, conn };
+    let result = match check(spec, &args, db) {
+        Ok(()) => run(spec, &mut ctx, &args).await,
+        Err(e) => Err(e),
+    };
+    let frame = match result {
+        Ok(f) => f,
+        Err(e) => e.into_frame(),
+    };
+    let error_word = match &frame {
+        Frame::Error(msg) => Some(msg.split(' ').next().unwrap_or("ERR")),
+        _ => None,
+    };
+    db.metrics
+        .observe(spec.name, started.elapsed().as_secs_f64(), error_word);
+    frame
+}
+
+/// Arity and size limits, checked before any handler runs.
+fn check(spec: &Spec, args: &[Bytes], db: &Db) -> Result<(), CmdError> {
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(CmdError::WrongArity(spec.name));
+    }
+    let limits = &db.limits;
+    for (i, a) in args.iter().enumerate() {
+        if a.len() > limits.max_value_bytes {
+            return Err(CmdError::TooLarge {
+                what: "argument",
+                len: a.len(),
+                max: limits.max_value_bytes,
+            });
+        }
+        if spec.is_key_position(i, args.len()) && a.len() > limits.max_key_bytes {
+            return Err(CmdError::TooLarge {
+                what: "key",
+                len: a.len(),
+                max: limits.max_key_bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use table::Handler as H;
+    let a = &args[1..];
+    match spec.handler {
+        H::Ping => conn::ping(a),
+        H::Echo => conn::echo(a),
+        H::Hello => conn::hello(ctx, a),
+        H::Auth => conn::auth(a),
+        H::Quit => conn::quit(ctx),
+        H::Select => conn::select(a),
+        H::Client => conn::client(ctx, a),
+        H::Command => conn::command(a),
+        H::Info => info::info(ctx, a),
+        H::DbSize => keys::dbsize(ctx),
+        H::Get => strings::get(ctx, a),
+        H::Set => strings::set(ctx, a),
+        H::GetSet => strings::getset(ctx, a),
+        H::GetDel => strings::getdel(ctx, a),
+        H::MGet => strings::mget(ctx, a),
+        H::MSet => strings::mset(ctx, a),
+        H::Del => keys::del(ctx, a),
+        H::Exists => keys::exists(ctx, a),
+        H::Expire => keys::expire(ctx, a, 1000),
+        H::PExpire => keys::expire(ctx, a, 1),
+        H::Ttl => keys::ttl(ctx, a, 1000),
+        H::PTtl => keys::ttl(ctx, a, 1),
+        H::Persist => keys::persist(ctx, a),
+        H::Type => keys::type_of(ctx, a),
+        H::Scan => keys::scan(ctx, a),
+        H::Incr => counter::incr_by(ctx, &a[0], 1, spec.name),
+        H::Decr => counter::incr_by(ctx, &a[0], -1, spec.name),
+        H::IncrBy => counter::incr_by_arg(ctx, a, 1, spec.name),
+        H::DecrBy => counter::incr_by_arg(ctx, a, -1, spec.name),
+        H::GetRev => counter::getrev(ctx, a),
+        H::Keyspace => keyspace::keyspace(ctx, a),
+        H::Use => keyspace::use_keyspace(ctx, a),
+        H::Consistency => keyspace::consistency(ctx, a),
+    }
+}
+
+impl Ctx<'_> {
+    /// The connection's current keyspace.
+    ///
+    /// # Errors
+    /// [`CmdError::NoKeyspace`] if it was dropped since `USE`.
+    pub fn keyspace(&self) -> Result<std::sync::Arc<crate::catalog::Keyspace>, CmdError> {
+        self.db
+            .catalog
+            .get(&self.conn.keyspace)
+            .ok_or_else(|| CmdError::NoKeyspace(self.conn.keyspace.clone()))
+    }
+
+    /// The current keyspace, which must be strong for `command`.
+    ///
+    /// # Errors
+    /// [`CmdError::NotStrong`] on an eventual keyspace.
+    pub fn strong_keyspace(
+        &self,
+        command: &str,
+    ) -> Result<std::sync::Arc<crate::catalog::Keyspace>, CmdError> {
+        let ks = self.keyspace()?;
+        if ks.spec.mode != fulcrum_core::keyspace::Mode::Strong {
+            return Err(CmdError::NotStrong {
+                command: command.to_string(),
+                keyspace: ks.spec.name.clone(),
+            });
+        }
+        Ok(ks)
+    }
+}

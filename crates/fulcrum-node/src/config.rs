@@ -1,0 +1,311 @@
+//! Node configuration: one serde struct with defaults, readable units,
+//! `deny_unknown_fields` and a `validate()`.
+//!
+//! Sources, strongest first: command-line flags, `FULCRUM_<KEY>` environment
+//! variables, the TOML file given by `--config`, built-in defaults. The
+//! binary parses flags and environment into a [`ConfigOverrides`]; this
+//! module loads the file and lays the overrides on top. TOML keys are the
+//! flag names without dashes in front (`node-id = "n1"`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fulcrum_core::limits::Limits;
+use fulcrum_storage::FsyncPolicy;
+use serde::{Deserialize, Serialize};
+
+/// Everything one node needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    /// Stable name of this node; it names the node's replicas and dots.
+    pub node_id: String,
+    /// Everything the node persists lives below this directory.
+    pub data_dir: PathBuf,
+    /// Client protocol (RESP).
+    pub resp_addr: SocketAddr,
+    /// Health, status, metrics.
+    pub http_addr: SocketAddr,
+    /// Node-to-node traffic.
+    pub peer_addr: SocketAddr,
+    /// Peer addresses of members to join; empty starts a new cluster.
+    pub seeds: Vec<String>,
+    /// Placement domains: replicas of a key spread over distinct DCs/racks.
+    pub dc: String,
+    pub rack: String,
+    /// When a write is acknowledged relative to fsync.
+    #[serde(with = "fsync_serde")]
+    pub fsync: FsyncPolicy,
+    /// Largest key in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value in bytes.
+    pub max_value_bytes: usize,
+    /// Most elements in one request array.
+    pub max_array_len: usize,
+    /// Block cache for the storage engine, in MiB.
+    pub cache_mb: u64,
+    /// How often the TTL sweeper deletes expired keys, in ms.
+    pub sweep_interval_ms: u64,
+    /// Most client connections served at once; more are refused.
+    pub max_clients: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: "n1".to_string(),
+            data_dir: PathBuf::from("./fulcrum-data"),
+            resp_addr: SocketAddr::from(([127, 0, 0, 1], 7379)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            peer_addr: SocketAddr::from(([127, 0, 0, 1], 7381)),
+            seeds: Vec::new(),
+            dc: "dc1".to_string(),
+            rack: "r1".to_string(),
+            fsync: FsyncPolicy::Always,
+            max_key_bytes: Limits::default().max_key_bytes,
+            max_value_bytes: Limits::default().max_value_bytes,
+            max_array_len: Limits::default().max_array_len,
+            cache_mb: 64,
+            sweep_interval_ms: 100,
+            max_clients: 10_000,
+        }
+    }
+}
+
+/// A configuration problem, naming the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for '{key}': {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Values given on the command line or in the environment; `None` means
+/// "not given here", so the file or default applies.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    pub node_id: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub resp_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub peer_addr: Option<SocketAddr>,
+    pub seeds: Option<Vec<String>>,
+    pub dc: Option<String>,
+    pub rack: Option<String>,
+    pub fsync: Option<FsyncPolicy>,
+    pub max_key_bytes: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub max_array_len: Option<usize>,
+    pub cache_mb: Option<u64>,
+    pub sweep_interval_ms: Option<u64>,
+    pub max_clients: Option<usize>,
+}
+
+impl NodeConfig {
+    /// The request limits as the protocol and command layers use them.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+            max_array_len: self.max_array_len,
+        }
+    }
+
+    /// Parses a TOML document.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the unknown key or bad value.
+    pub fn from_toml(text: &str, path: &Path) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Loads the file (if any), applies `overrides`, validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, key or value at fault.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: ConfigOverrides,
+    ) -> Result<NodeConfig, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                NodeConfig::from_toml(&text, path)?
+            }
+            None => NodeConfig::default(),
+        };
+        cfg.apply(overrides);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, o: ConfigOverrides) {
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        set(&mut self.node_id, o.node_id);
+        set(&mut self.data_dir, o.data_dir);
+        set(&mut self.resp_addr, o.resp_addr);
+        set(&mut self.http_addr, o.http_addr);
+        set(&mut self.peer_addr, o.peer_addr);
+        set(&mut self.seeds, o.seeds);
+        set(&mut self.dc, o.dc);
+        set(&mut self.rack, o.rack);
+        set(&mut self.fsync, o.fsync);
+        set(&mut self.max_key_bytes, o.max_key_bytes);
+        set(&mut self.max_value_bytes, o.max_value_bytes);
+        set(&mut self.max_array_len, o.max_array_len);
+        set(&mut self.cache_mb, o.cache_mb);
+        set(&mut self.sweep_interval_ms, o.sweep_interval_ms);
+        set(&mut self.max_clients, o.max_clients);
+    }
+
+    /// Checks values against each other and against hard limits.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.node_id.is_empty()
+            || self.node_id.len() > 64
+            || !self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return invalid("node-id", "use 1-64 characters of A-Z a-z 0-9 _ - .");
+        }
+        for (key, v) in [("dc", &self.dc), ("rack", &self.rack)] {
+            if v.is_empty() || v.len() > 64 {
+                return invalid(key, "must be 1-64 characters");
+            }
+        }
+        let ports = [self.resp_addr, self.http_addr, self.peer_addr];
+        if (ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2])
+            && ports.iter().all(|a| a.port() != 0)
+        {
+            {
+                return invalid(
+                    "resp-addr",
+                    "resp-addr, http-addr and peer-addr must differ",
+                );
+            }
+        }
+        let max_key = fulcrum_storage::MAX_KEY_LEN - 128;
+        if self.max_key_bytes == 0 || self.max_key_bytes > max_key {
+            return invalid(
+                "max-key-bytes",
+                &format!("must be between 1 and {max_key} (the storage engine's key limit less 128 bytes for internal prefixes)"),
+            );
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > 512 * 1024 * 1024 {
+            return invalid(
+                "max-value-bytes",
+                "must be between 1 and 536870912 (512 MiB)",
+            );
+        }
+        if self.max_array_len == 0 {
+            return invalid("max-array-len", "must be at least 1");
+        }
+        if self.sweep_interval_ms == 0 {
+            return invalid("sweep-interval-ms", "must be at least 1");
+        }
+        if self.max_clients == 0 {
+            return invalid("max-clients", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+mod fsync_serde {
+    use fulcrum_storage::FsyncPolicy;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &FsyncPolicy, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(p)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let err = NodeConfig::from_toml("node-id = \"a\"\nbogus = 1\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_fsync_value_is_named() {
+        let err = NodeConfig::from_toml("fsync = \"sometimes\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let mut cfg =
+            NodeConfig::from_toml("node-id = \"file\"\ndc = \"east\"\n", Path::new("x")).unwrap();
+        cfg.apply(ConfigOverrides {
+            node_id: Some("flag".into()),
+            ..Default::default()
+        });
+        assert_eq!(cfg.node_id, "flag");
+        assert_eq!(cfg.dc, "east");
+    }
+
+    #[test]
+    fn validate_names_the_bad_key() {
+        let cfg = NodeConfig {
+            node_id: "bad id".into(),
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("node-id"));
+        let cfg = NodeConfig {
+            max_clients: 0,
+            ..Default::default()
+        };
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max-clients"));
+    }
+
+    #[test]
+    fn example_config_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fulcrum.example.toml");
+        let cfg = NodeConfig::load(Some(&path), ConfigOverrides::default()).unwrap();
+        assert_eq!(cfg.node_id, "n1");
+        assert_eq!(cfg.fsync, FsyncPolicy::Always);
+    }
+}

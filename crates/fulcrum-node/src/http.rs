@@ -1,0 +1,140 @@
+//! HTTP on `--http-addr`: `/health`, `/status` (JSON), `/metrics`
+//! (Prometheus text).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::db::Db;
+
+#[derive(Clone)]
+struct AppState {
+    db: Arc<Db>,
+    config: Arc<NodeConfig>,
+}
+
+/// One member as `/status` reports it.
+#[derive(Debug, Serialize)]
+pub struct MemberStatus {
+    pub node_id: String,
+    pub peer_addr: String,
+    pub resp_addr: String,
+    pub http_addr: String,
+    pub state: &'static str,
+    pub dc: String,
+    pub rack: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyspaceStatus {
+    pub name: String,
+    pub mode: String,
+    pub replicas: u32,
+    pub read: String,
+    pub write: String,
+    pub conflict: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub node_id: String,
+    pub version: &'static str,
+    pub members: Vec<MemberStatus>,
+    pub keyspaces: Vec<KeyspaceStatus>,
+    pub fsync: String,
+    pub uptime_seconds: u64,
+}
+
+pub fn router(db: Arc<Db>, config: Arc<NodeConfig>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(AppState { db, config })
+}
+
+/// Serves HTTP until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    db: Arc<Db>,
+    config: Arc<NodeConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(db, config))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await
+}
+
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    if s.db.group_commit().is_poisoned() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fsync failed: refusing writes\n",
+        )
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+async fn status(State(s): State<AppState>) -> Json<Status> {
+    let c = &s.config;
+    let me = MemberStatus {
+        node_id: c.node_id.clone(),
+        peer_addr: c.peer_addr.to_string(),
+        resp_addr: c.resp_addr.to_string(),
+        http_addr: c.http_addr.to_string(),
+        state: "up",
+        dc: c.dc.clone(),
+        rack: c.rack.clone(),
+    };
+    let keyspaces =
+        s.db.catalog
+            .list()
+            .iter()
+            .map(|k| KeyspaceStatus {
+                name: k.spec.name.clone(),
+                mode: k.spec.mode.to_string(),
+                replicas: k.spec.replicas,
+                read: k.spec.read.to_string(),
+                write: k.spec.write.to_string(),
+                conflict: k.spec.conflict.to_string(),
+            })
+            .collect();
+    Json(Status {
+        node_id: c.node_id.clone(),
+        version: crate::VERSION,
+        members: vec![me],
+        keyspaces,
+        fsync: s.db.fsync.to_string(),
+        uptime_seconds: s.db.uptime().as_secs(),
+    })
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let db = &s.db;
+    for ks in db.catalog.list() {
+        if let Ok(stats) = db.storage.stats(&ks.table) {
+            db.metrics
+                .set_keyspace_size(&ks.spec.name, stats.approximate_keys, stats.disk_bytes);
+        }
+    }
+    let gc = db.group_commit();
+    db.metrics.fsyncs.set(gc.syncs() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        db.metrics.render(),
+    )
+}

@@ -1,0 +1,147 @@
+//! Starting and stopping a node: open storage, bind listeners, spawn the
+//! RESP server, the HTTP server and the TTL sweeper; stop them all on
+//! shutdown and sync storage last.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_storage::{FjallConfig, FjallStorage, Storage, StorageError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage {
+        dir: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("cannot open the database: {0}")]
+    Db(#[from] DbError),
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    pub db: Arc<Db>,
+    /// The addresses actually bound (port 0 in the config picks one).
+    pub resp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the data directory and starts serving.
+    ///
+    /// # Errors
+    /// Storage that cannot be opened, or an address that cannot be bound.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let dir = config.data_dir.join("storage");
+        let storage: Arc<dyn Storage> = Arc::new(
+            FjallStorage::open(
+                &dir,
+                FjallConfig {
+                    cache_bytes: config.cache_mb * 1024 * 1024,
+                    ..FjallConfig::default()
+                },
+            )
+            .map_err(|source| NodeError::Storage {
+                dir: dir.display().to_string(),
+                source,
+            })?,
+        );
+        Self::start_with_storage(config, storage).await
+    }
+
+    /// Starts on a given storage engine (tests and simulation pass the
+    /// memory engine).
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_with_storage(
+        config: NodeConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Node, NodeError> {
+        let metrics = Arc::new(Metrics::new());
+        let db = Arc::new(Db::open(
+            config.node_id.clone(),
+            storage,
+            config.fsync,
+            config.limits(),
+            metrics,
+        )?);
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { what, addr, source })
+        };
+        let resp = bind("resp-addr", config.resp_addr).await?;
+        let http = bind("http-addr", config.http_addr).await?;
+        let resp_addr = resp.local_addr().map_err(|source| NodeError::Bind {
+            what: "resp-addr",
+            addr: config.resp_addr,
+            source,
+        })?;
+        let http_addr = http.local_addr().map_err(|source| NodeError::Bind {
+            what: "http-addr",
+            addr: config.http_addr,
+            source,
+        })?;
+        let mut shown = config.clone();
+        shown.resp_addr = resp_addr;
+        shown.http_addr = http_addr;
+        let config = Arc::new(shown);
+        let (tx, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(crate::resp::serve(
+            resp,
+            db.clone(),
+            config.max_clients,
+            rx.clone(),
+        )));
+        let (db2, cfg2, rx2) = (db.clone(), config.clone(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(http, db2, cfg2, rx2).await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(crate::expiry::run_sweeper(
+            db.clone(),
+            Duration::from_millis(config.sweep_interval_ms),
+            rx,
+        )));
+        tracing::info!(node_id = %config.node_id, %resp_addr, %http_addr, fsync = %config.fsync, "node started");
+        Ok(Node {
+            db,
+            resp_addr,
+            http_addr,
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// Stops serving, waits for the tasks, and syncs storage.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.db.storage.sync() {
+            tracing::error!(error = %e, "final sync failed");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! One client connection: read bytes, decode every complete request,
+//! execute them in order, wait once for durability if any of them wrote,
+//! then write all replies in one go. Pipelined requests therefore share
+//! one group-commit wait and one write syscall.
+//!
+//! Ordering rule: a reply to a write is sent only after the write is
+//! durable by the node's fsync policy. If that fails, the writes' replies
+//! become errors; reads in the same batch still answer.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use fulcrum_proto::{encode, Frame, ProtoError, RequestDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::cmd::{self, ConnState};
+use crate::db::Db;
+
+/// Most requests answered in one batch before replies are flushed.
+const MAX_BATCH: usize = 1024;
+
+/// Tells a client over the connection limit why it is refused.
+pub async fn refuse(mut socket: TcpStream) {
+    let mut out = BytesMut::new();
+    encode(
+        &Frame::error("ERR max number of clients reached"),
+        fulcrum_proto::Protocol::Resp2,
+        &mut out,
+    );
+    let _ = socket.write_all(&out).await;
+}
+
+pub async fn run(
+    mut socket: TcpStream,
+    db: Arc<Db>,
+    id: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    let mut decoder = RequestDecoder::new(db.limits);
+    let mut conn = ConnState::new(id);
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut outbuf = BytesMut::with_capacity(16 * 1024);
+    let mut replies: Vec<(Frame, bool)> = Vec::new();
+    loop {
+        let mut close = false;
+        let mut batch_full = false;
+        loop {
+            if replies.len() >= MAX_BATCH {
+                batch_full = true;
+                break;
+            }
+            match decoder.decode(&mut inbuf) {
+                Ok(Some(args)) => {
+                    conn.wrote = false;
+                    let frame = cmd::execute(&db, &mut conn, args).await;
+                    replies.push((frame, conn.wrote));
+                    if conn.quit {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if !e.is_fatal() => replies.push((e.to_frame(), false)),
+                Err(e) => {
+                    replies.push((fatal_frame(&e), false));
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !replies.is_empty() {
+            if replies.iter().any(|(_, wrote)| *wrote) {
+                db.metrics.durable_waits.inc();
+                if let Err(e) = db.durable().await {
+                    tracing::error!(error = %e, "durability failed; write replies become errors");
+                    for (frame, wrote) in &mut replies {
+                        if *wrote {
+                            *frame = Frame::error(format!("ERR write not durable: {e}"));
+                        }
+                    }
+                }
+            }
+            for (frame, _) in replies.drain(..) {
+                encode(&frame, conn.protocol, &mut outbuf);
+            }
+            socket.write_all(&outbuf).await?;
+            outbuf.clear();
+            if outbuf.capacity() > 1024 * 1024 {
+                outbuf = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+        if close {
+            return Ok(());
+        }
+        if batch_full {
+            // More requests may be buffered: decode them before reading.
+            continue;
+        }
+        if inbuf.capacity() - inbuf.len() < 4096 {
+            inbuf.reserve(16 * 1024);
+        }
+        let n = tokio::select! {
+            r = socket.read_buf(&mut inbuf) => r?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        if n == 0 {
+            // Client closed; a half-received request is dropped unanswered.
+            return Ok(());
+        }
+    }
+}
+
+fn fatal_frame(e: &ProtoError) -> Frame {
+    e.to_frame()
+}

@@ -1,0 +1,737 @@
+//! [`GroupCommit`]: turns an [`FsyncPolicy`] into durability for many
+//! concurrent async writers, sharing one fsync among all who wait for it.
+//!
+//! Protocol for a writer: call `storage.write(batch)`; once it returned, call
+//! [`GroupCommit::durable`] and acknowledge the client after it returned
+//! `Ok`. Call `durable` under every policy — it is what tells the committer
+//! that there is something to sync.
+//!
+//! - `always`: `durable` returns once an fsync that *started after the call*
+//!   has completed. A dedicated OS thread (fsync blocks; it must not run on
+//!   a tokio worker) runs one sync at a time; every request that arrives
+//!   while a sync runs is served by the next one, so N concurrent writers
+//!   cost about two fsyncs, not N.
+//! - `interval:MS`: `durable` returns at once; the thread syncs every MS
+//!   milliseconds if there were requests since its last sync. A crash loses
+//!   at most about MS milliseconds of acknowledged writes.
+//! - `never`: `durable` returns at once; the committer syncs only at
+//!   shutdown (the engine may still fsync on its own, see
+//!   [`crate::FjallStorage`]).
+//!
+//! # Why a completed sync covers every waiter it wakes
+//!
+//! State: `requested` (under a mutex) counts `durable` calls under `always`;
+//! each call takes the next value as its ticket `t`. `synced` (published
+//! through a `tokio::sync::watch`) is the highest ticket covered by a
+//! completed sync. The thread loops: wait until `requested > synced`; read
+//! `target = requested` under the mutex; call `storage.sync()`; publish
+//! `synced = target`. A waiter returns `Ok` once `synced >= t`.
+//!
+//! Take a writer W with ticket `t` that is woken by the sync S which
+//! published `synced = target >= t`. S read `target` under the mutex, and
+//! `target >= t` means W's increment (also under the mutex) came first. W
+//! incremented only after its `storage.write` returned. So: W's write
+//! returned → W took ticket `t` → S read `target` → S called
+//! `storage.sync()`. S's sync therefore started after W's write returned, and
+//! by the [`Storage`] contract it made that write durable. Since `synced`
+//! only grows and only after a successful sync, no waiter is released by an
+//! earlier sync or by a failed one.
+//!
+//! # Failures
+//!
+//! A failed (or panicking) sync poisons the committer: every current and
+//! later waiter gets `StorageError::Poisoned`, and the thread stops syncing.
+//! fsync errors are not retryable — after a failed fsync the kernel may have
+//! dropped the dirty pages and a retry can falsely succeed ("fsyncgate") —
+//! so the node must stop acknowledging writes and restart into recovery.
+//!
+//! # Shutdown
+//!
+//! [`GroupCommit::shutdown`] (also run by `Drop`) refuses new requests,
+//! lets the thread do a final sync (under every policy, so `never` still
+//! syncs on a clean stop), wakes everyone still waiting and joins the
+//! thread. It blocks for that fsync.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::error::{StorageError, StorageResult};
+use crate::traits::Storage;
+
+/// When a write is acknowledged relative to fsync.
+///
+/// Text form (config files, flags): `always`, `interval:MS` (whole
+/// milliseconds, at least 1, e.g. `interval:5`), `never`. `Display` prints
+/// the same form, so it round-trips (for `Interval`, whole milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FsyncPolicy {
+    /// Acknowledge after an fsync that started after the write.
+    #[default]
+    Always,
+    /// Acknowledge at once; fsync every so often.
+    Interval(Duration),
+    /// Acknowledge at once; fsync only at shutdown (and when the engine
+    /// decides to).
+    Never,
+}
+
+/// A text that is not an [`FsyncPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid fsync policy '{value}': expected always, never or interval:<ms> \
+     (whole milliseconds, at least 1, e.g. interval:5)"
+)]
+pub struct FsyncPolicyParseError {
+    value: String,
+}
+
+impl FsyncPolicyParseError {
+    /// The rejected text.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = FsyncPolicyParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || FsyncPolicyParseError {
+            value: s.to_string(),
+        };
+        let text = s.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => {
+                let ms = text.strip_prefix("interval:").ok_or_else(bad)?;
+                let ms: u64 = ms.trim().parse().map_err(|_| bad())?;
+                if ms == 0 {
+                    return Err(bad());
+                }
+                Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Interval(every) => write!(f, "interval:{}", every.as_millis()),
+            FsyncPolicy::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// Shares fsyncs among concurrent writers according to an [`FsyncPolicy`].
+/// See the module docs for the protocol and its proof.
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    storage: Arc<dyn Storage>,
+    policy: FsyncPolicy,
+    requests: Mutex<Requests>,
+    /// Signals the sync thread: new requests (`always`) or shutdown.
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    durable_requests: AtomicU64,
+    syncs: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// Tickets handed out so far (every policy counts, so `interval` knows
+    /// whether there is anything to sync).
+    requested: u64,
+    shutdown: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Highest ticket covered by a completed, successful sync.
+    synced: u64,
+    /// Set when a sync failed; never cleared.
+    failure: Option<Arc<str>>,
+    /// The sync thread has exited.
+    stopped: bool,
+}
+
+impl fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("policy", &self.shared.policy)
+            .field("durable_requests", &self.durable_requests())
+            .field("syncs", &self.syncs())
+            .field("poisoned", &self.is_poisoned())
+            .finish()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the committer and its sync thread (`fulcrum-fsync`).
+    ///
+    /// An `Interval` shorter than 1 ms is treated as 1 ms.
+    ///
+    /// # Errors
+    /// `StorageError::Io` if the OS refuses to start the thread.
+    pub fn new(storage: Arc<dyn Storage>, policy: FsyncPolicy) -> StorageResult<GroupCommit> {
+        let policy = match policy {
+            FsyncPolicy::Interval(every) => {
+                FsyncPolicy::Interval(every.max(Duration::from_millis(1)))
+            }
+            other => other,
+        };
+        let shared = Arc::new(Shared {
+            storage,
+            policy,
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+            durable_requests: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        });
+        let thread = std::thread::Builder::new()
+            .name("fulcrum-fsync".to_string())
+            .spawn({
+                let shared = shared.clone();
+                move || sync_thread(&shared)
+            })
+            .map_err(|source| StorageError::Io {
+                op: "start the group-commit thread",
+                source,
+            })?;
+        Ok(GroupCommit {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Waits until every write that returned before this call is durable as
+    /// the policy demands: under `always`, until a sync that started after
+    /// this call completed; under `interval` and `never`, not at all.
+    ///
+    /// Cancel-safe: dropping the future leaves the committer consistent.
+    ///
+    /// # Errors
+    /// `StorageError::Poisoned` if this or an earlier sync failed;
+    /// `StorageError::Closed` after [`GroupCommit::shutdown`].
+    pub async fn durable(&self) -> StorageResult<()> {
+        self.shared.durable_requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(failure) = self.failure() {
+            return Err(StorageError::Poisoned(failure.to_string()));
+        }
+        let ticket = {
+            let mut requests = self.shared.requests.lock();
+            if requests.shutdown {
+                return Err(StorageError::Closed);
+            }
+            requests.requested += 1;
+            requests.requested
+        };
+        if self.shared.policy != FsyncPolicy::Always {
+            return Ok(());
+        }
+        self.shared.wake.notify_one();
+
+        let mut progress = self.shared.progress.subscribe();
+        let outcome = progress
+            .wait_for(|p| p.synced >= ticket || p.failure.is_some() || p.stopped)
+            .await
+            .map(|p| (p.synced >= ticket, p.failure.clone()));
+        match outcome {
+            Ok((true, _)) => Ok(()),
+            Ok((false, Some(failure))) => Err(StorageError::Poisoned(failure.to_string())),
+            // The thread stopped without covering this ticket, or the
+            // channel is gone: only possible around shutdown.
+            Ok((false, None)) | Err(_) => Err(StorageError::Closed),
+        }
+    }
+
+    /// Refuses new requests, does a final sync (every policy), releases all
+    /// waiters and joins the sync thread. Blocks for that fsync. Calling it
+    /// again is a no-op returning `Ok`.
+    ///
+    /// # Errors
+    /// `StorageError::Poisoned` if the final or an earlier sync failed;
+    /// `StorageError::Engine` if the sync thread panicked.
+    pub fn shutdown(&self) -> StorageResult<()> {
+        let Some(thread) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        self.shared.requests.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        if thread.join().is_err() {
+            return Err(StorageError::Engine {
+                op: "group commit shutdown",
+                message: "the fsync thread panicked".to_string(),
+            });
+        }
+        match self.failure() {
+            Some(failure) => Err(StorageError::Poisoned(failure.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.shared.policy
+    }
+
+    /// The storage this committer syncs.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.shared.storage
+    }
+
+    /// Number of [`GroupCommit::durable`] calls so far (metric).
+    pub fn durable_requests(&self) -> u64 {
+        self.shared.durable_requests.load(Ordering::Relaxed)
+    }
+
+    /// Number of successful `storage.sync()` calls so far (metric).
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Relaxed)
+    }
+
+    /// True once a sync has failed; every later `durable` fails.
+    pub fn is_poisoned(&self) -> bool {
+        self.failure().is_some()
+    }
+
+    fn failure(&self) -> Option<Arc<str>> {
+        self.shared.progress.borrow().failure.clone()
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "group commit: final sync at shutdown failed");
+        }
+    }
+}
+
+/// Body of the `fulcrum-fsync` thread.
+fn sync_thread(shared: &Shared) {
+    // Highest ticket covered by a completed sync (mirrors `Progress::synced`).
+    let mut synced = 0u64;
+    loop {
+        let (target, shutdown) = {
+            let mut requests = shared.requests.lock();
+            match shared.policy {
+                FsyncPolicy::Always => {
+                    while requests.requested == synced && !requests.shutdown {
+                        shared.wake.wait(&mut requests);
+                    }
+                }
+                FsyncPolicy::Interval(every) => {
+                    let deadline = Instant::now() + every;
+                    while !requests.shutdown {
+                        if shared.wake.wait_until(&mut requests, deadline).timed_out() {
+                            break;
+                        }
+                    }
+                }
+                FsyncPolicy::Never => {
+                    while !requests.shutdown {
+                        shared.wake.wait(&mut requests);
+                    }
+                }
+            }
+            (requests.requested, requests.shutdown)
+        };
+        // At shutdown, sync even without requests: writers under `never`
+        // may not have asked, and a clean stop should leave nothing behind.
+        if target == synced && !shutdown {
+            continue;
+        }
+        match sync_once(shared) {
+            Ok(()) => {
+                synced = target;
+                shared.progress.send_modify(|p| p.synced = target);
+            }
+            Err(message) => {
+                tracing::error!(
+                    error = %message,
+                    "fsync failed; refusing all further durability requests"
+                );
+                shared
+                    .progress
+                    .send_modify(|p| p.failure = Some(Arc::from(message.as_str())));
+                break;
+            }
+        }
+        if shutdown {
+            break;
+        }
+    }
+    shared.progress.send_modify(|p| p.stopped = true);
+}
+
+fn sync_once(shared: &Shared) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(|| shared.storage.sync())) {
+        Ok(Ok(())) => {
+            shared.syncs.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(format!("storage sync panicked: {what}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::traits::{Batch, ScanItem, TableStats};
+    use crate::MemoryStorage;
+
+    #[test]
+    fn policy_parses_and_round_trips() {
+        for text in ["always", "never", "interval:5", "interval:1000"] {
+            let policy: FsyncPolicy = text.parse().unwrap();
+            assert_eq!(policy.to_string(), text);
+        }
+        assert_eq!(
+            "interval:5".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::Interval(Duration::from_millis(5))
+        );
+        assert_eq!(
+            " Always ".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::Always
+        );
+        for bad in [
+            "sometimes",
+            "",
+            "interval",
+            "interval:",
+            "interval:0",
+            "interval:-1",
+            "interval:5ms",
+        ] {
+            let err = bad.parse::<FsyncPolicy>().unwrap_err();
+            assert_eq!(err.value(), bad);
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("'{bad}'")), "{msg}");
+            assert!(msg.contains("interval:<ms>"), "{msg}");
+        }
+        assert_eq!(FsyncPolicy::default(), FsyncPolicy::Always);
+    }
+
+    /// A storage whose `sync` blocks until the test opens the gate.
+    struct GatedSync {
+        inner: Arc<MemoryStorage>,
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl GatedSync {
+        fn open_gate(&self) {
+            *self.open.lock() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    impl Storage for GatedSync {
+        fn create_table(&self, table: &str) -> StorageResult<()> {
+            self.inner.create_table(table)
+        }
+        fn drop_table(&self, table: &str) -> StorageResult<()> {
+            self.inner.drop_table(table)
+        }
+        fn tables(&self) -> StorageResult<Vec<String>> {
+            self.inner.tables()
+        }
+        fn get(&self, table: &str, key: &[u8]) -> StorageResult<Option<Bytes>> {
+            self.inner.get(table, key)
+        }
+        fn write(&self, batch: Batch) -> StorageResult<()> {
+            self.inner.write(batch)
+        }
+        fn scan(
+            &self,
+            table: &str,
+            start: Bound<&[u8]>,
+            end: Bound<&[u8]>,
+            limit: usize,
+        ) -> StorageResult<Vec<ScanItem>> {
+            self.inner.scan(table, start, end, limit)
+        }
+        fn sync(&self) -> StorageResult<()> {
+            let mut open = self.open.lock();
+            while !*open {
+                self.opened.wait(&mut open);
+            }
+            drop(open);
+            self.inner.sync()
+        }
+        fn stats(&self, table: &str) -> StorageResult<TableStats> {
+            self.inner.stats(table)
+        }
+    }
+
+    /// Delegates to memory, but `sync` fails (or panics).
+    struct FailingSync {
+        inner: MemoryStorage,
+        panic: bool,
+    }
+
+    impl Storage for FailingSync {
+        fn create_table(&self, table: &str) -> StorageResult<()> {
+            self.inner.create_table(table)
+        }
+        fn drop_table(&self, table: &str) -> StorageResult<()> {
+            self.inner.drop_table(table)
+        }
+        fn tables(&self) -> StorageResult<Vec<String>> {
+            self.inner.tables()
+        }
+        fn get(&self, table: &str, key: &[u8]) -> StorageResult<Option<Bytes>> {
+            self.inner.get(table, key)
+        }
+        fn write(&self, batch: Batch) -> StorageResult<()> {
+            self.inner.write(batch)
+        }
+        fn scan(
+            &self,
+            table: &str,
+            start: Bound<&[u8]>,
+            end: Bound<&[u8]>,
+            limit: usize,
+        ) -> StorageResult<Vec<ScanItem>> {
+            self.inner.scan(table, start, end, limit)
+        }
+        fn sync(&self) -> StorageResult<()> {
+            if self.panic {
+                panic!("disk on fire");
+            }
+            Err(StorageError::Io {
+                op: "sync",
+                source: std::io::Error::other("EIO from the test double"),
+            })
+        }
+        fn stats(&self, table: &str) -> StorageResult<TableStats> {
+            self.inner.stats(table)
+        }
+    }
+
+    fn put(storage: &dyn Storage, key: String) {
+        let mut batch = Batch::new();
+        batch.put("t", key, "v");
+        storage.write(batch).unwrap();
+    }
+
+    /// Polls (without asserting on time) until `cond` holds.
+    async fn eventually(mut cond: impl FnMut() -> bool) {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_waiters_share_fsyncs_and_survive_a_crash() {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        let gated = Arc::new(GatedSync {
+            inner: memory.clone(),
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        });
+        let gc = Arc::new(GroupCommit::new(gated.clone(), FsyncPolicy::Always).unwrap());
+
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let gc = gc.clone();
+                tokio::spawn(async move {
+                    put(gc.storage().as_ref(), format!("k{i:02}"));
+                    gc.durable().await.map(|()| i)
+                })
+            })
+            .collect();
+        // Every writer holds a ticket; the first sync is stuck at the gate.
+        eventually(|| gc.shared.requests.lock().requested == 50).await;
+        gated.open_gate();
+
+        let mut acked = Vec::new();
+        for task in tasks {
+            acked.push(task.await.unwrap().unwrap());
+        }
+        assert_eq!(acked.len(), 50);
+        // The sync stuck at the gate covers some writers, one more covers
+        // the rest.
+        assert!(gc.syncs() <= 2, "{} syncs for 50 writes", gc.syncs());
+
+        memory.crash();
+        let reopened = MemoryStorage::open(&memory.disk()).unwrap();
+        for i in acked {
+            let key = format!("k{i:02}");
+            assert!(
+                reopened.get("t", key.as_bytes()).unwrap().is_some(),
+                "{key} lost"
+            );
+        }
+        // The final sync at drop fails on the crashed storage; that is fine.
+        drop(gc);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_acknowledged_write_survives_a_crash() {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        let gc = Arc::new(GroupCommit::new(memory.clone(), FsyncPolicy::Always).unwrap());
+        let tasks: Vec<_> = (0..50)
+            .map(|task| {
+                let gc = gc.clone();
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for n in 0..20 {
+                        let key = format!("{task:02}-{n:02}");
+                        put(gc.storage().as_ref(), key.clone());
+                        gc.durable().await.unwrap();
+                        acked.push(key);
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for task in tasks {
+            acked.extend(task.await.unwrap());
+        }
+        // Crash with later, unacknowledged writes still buffered.
+        put(memory.as_ref(), "unacked".to_string());
+        memory.crash();
+
+        assert_eq!(gc.durable_requests(), 1000);
+        assert!(gc.syncs() <= 1000);
+        let reopened = MemoryStorage::open(&memory.disk()).unwrap();
+        for key in &acked {
+            assert!(
+                reopened.get("t", key.as_bytes()).unwrap().is_some(),
+                "{key} lost"
+            );
+        }
+        assert_eq!(reopened.get("t", b"unacked").unwrap(), None);
+        drop(gc);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_poisons_every_waiter_and_later_call() {
+        for panic in [false, true] {
+            let storage = Arc::new(FailingSync {
+                inner: MemoryStorage::new(),
+                panic,
+            });
+            storage.create_table("t").unwrap();
+            let gc = Arc::new(GroupCommit::new(storage.clone(), FsyncPolicy::Always).unwrap());
+            let tasks: Vec<_> = (0..10)
+                .map(|i| {
+                    let gc = gc.clone();
+                    tokio::spawn(async move {
+                        put(gc.storage().as_ref(), format!("k{i}"));
+                        gc.durable().await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                let err = task.await.unwrap().unwrap_err();
+                assert!(matches!(err, StorageError::Poisoned(_)), "{err}");
+            }
+            assert!(gc.is_poisoned());
+            let err = gc.durable().await.unwrap_err();
+            match (&err, panic) {
+                (StorageError::Poisoned(msg), false) => assert!(msg.contains("EIO"), "{msg}"),
+                (StorageError::Poisoned(msg), true) => {
+                    assert!(msg.contains("disk on fire"), "{msg}")
+                }
+                _ => panic!("unexpected {err}"),
+            }
+            assert_eq!(gc.syncs(), 0);
+            assert!(matches!(gc.shutdown(), Err(StorageError::Poisoned(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn never_and_interval_acknowledge_at_once_and_sync_at_shutdown() {
+        for policy in [
+            FsyncPolicy::Never,
+            FsyncPolicy::Interval(Duration::from_secs(3600)),
+        ] {
+            let memory = Arc::new(MemoryStorage::new());
+            memory.create_table("t").unwrap();
+            let gc = GroupCommit::new(memory.clone(), policy).unwrap();
+            put(memory.as_ref(), "k".to_string());
+            gc.durable().await.unwrap();
+            assert_eq!(memory.disk().durable_get("t", b"k"), None, "{policy}");
+            gc.shutdown().unwrap();
+            assert_eq!(gc.syncs(), 1);
+            assert!(memory.disk().durable_get("t", b"k").is_some(), "{policy}");
+            assert!(matches!(gc.durable().await, Err(StorageError::Closed)));
+            gc.shutdown().unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interval_syncs_in_the_background() {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        let gc = GroupCommit::new(memory.clone(), "interval:1".parse().unwrap()).unwrap();
+        put(memory.as_ref(), "k".to_string());
+        gc.durable().await.unwrap();
+        let disk = memory.disk();
+        eventually(|| disk.durable_get("t", b"k").is_some()).await;
+        assert!(gc.syncs() >= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_releases_waiters_and_refuses_new_ones() {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        let gated = Arc::new(GatedSync {
+            inner: memory.clone(),
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        });
+        let gc = Arc::new(GroupCommit::new(gated.clone(), FsyncPolicy::Always).unwrap());
+        let waiter = {
+            let gc = gc.clone();
+            tokio::spawn(async move {
+                put(gc.storage().as_ref(), "k".to_string());
+                gc.durable().await
+            })
+        };
+        eventually(|| gc.shared.requests.lock().requested == 1).await;
+        let stopper = {
+            let gc = gc.clone();
+            std::thread::spawn(move || gc.shutdown())
+        };
+        eventually(|| gc.shared.requests.lock().shutdown).await;
+        assert!(matches!(gc.durable().await, Err(StorageError::Closed)));
+        gated.open_gate();
+        waiter.await.unwrap().unwrap();
+        stopper.join().unwrap().unwrap();
+        assert!(memory.disk().durable_get("t", b"k").is_some());
+    }
+}
