@@ -36,6 +36,15 @@ enum Command {
     Keyspace(client_cmd::KeyspaceArgs),
     /// Cluster membership administration.
     Cluster(client_cmd::ClusterArgs),
+    /// The N/R/W table: for each (W,R), whether reads see the latest write and how many failures each survives.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// Replica count N.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    replicas: u32,
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +69,10 @@ fn main() -> std::process::ExitCode {
             Command::Scan(a) => client_cmd::scan(a).await,
             Command::Keyspace(a) => client_cmd::keyspace(a).await,
             Command::Cluster(a) => client_cmd::cluster(a).await,
+            Command::Explain(a) => {
+                print!("{}", fulcrum_core::explain::render(a.replicas));
+                Ok(())
+            }
         }
     });
     match result {
