@@ -62,6 +62,12 @@ pub struct ServerArgs {
     /// Most concurrent client connections [default: 10000].
     #[arg(long, env = "FULCRUM_MAX_CLIENTS")]
     max_clients: Option<usize>,
+    /// Coordinated reads and writes answer TIMEOUT after this many ms [default: 2000].
+    #[arg(long, env = "FULCRUM_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+    /// Accept FAULT commands (fault injection for tests); never in production [default: false].
+    #[arg(long, env = "FULCRUM_ALLOW_FAULTS", num_args = 0..=1, default_missing_value = "true")]
+    allow_faults: Option<bool>,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -86,6 +92,8 @@ impl ServerArgs {
             cache_mb: self.cache_mb,
             sweep_interval_ms: self.sweep_interval_ms,
             max_clients: self.max_clients,
+            request_timeout_ms: self.request_timeout_ms,
+            allow_faults: self.allow_faults,
         };
         Ok(NodeConfig::load(self.config.as_deref(), overrides)?)
     }

@@ -45,6 +45,31 @@
 //!
 //! Each module's docs state its claim precisely and its assumptions.
 //!
+//! # What the caller must provide
+//!
+//! * **Times** from one monotonic clock (or one logical clock) for all
+//!   clients. `a` precedes `b` only if `a.complete < b.invoke`; equal times
+//!   count as concurrent.
+//! * **Unique values** per key for registers and sets. Linearizability is
+//!   still exact without them, only slower; lost-write and session checks
+//!   lose precision (a value then counts as written by any of its writers).
+//! * **Honest outcomes**: `Fail` only when the store guarantees the request
+//!   had no effect; anything uncertain (timeouts, dropped connections) is
+//!   `Info`. A wrong `Fail` can produce a false `Invalid`.
+//! * **Final reads** (lost writes, eventual counters) taken after the
+//!   cluster has healed and converged, as the last reads of each key.
+//! * **Versions** ([`Operation::version`]) for session checks, or a
+//!   workload whose values increase in store order ([`VersionOrder`]).
+//!
+//! # Saved histories
+//!
+//! [`History::to_json`] / [`History::from_json`] (or serde directly) use
+//! `{"format": 1, "ops": [...]}` with one object per operation, e.g.
+//! `{"id": 3, "client": 2, "key": "x", "op": {"cas": {"expected": 1, "new": 2}},
+//! "invoke": 40, "complete": 55, "outcome": "ok", "version": 1234}`
+//! (`complete` and `version` may be absent). Loading re-validates; reports
+//! serialize too.
+//!
 //! ```
 //! use fulcrum_check::{check_linearizable, History, LinearizabilityOptions, Op, Verdict};
 //!

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use crate::clusters::decide;
 use crate::history::{History, Op, Operation, Value};
-use crate::register::{prepare, relevant, RegOp, Register};
+use crate::register::{for_search, prepare, relevant, RegOp, Register};
 use crate::report::{count, CheckKind, Report, Verdict};
 use crate::shrink::ddmin;
 use crate::wgl::{search, SearchResult};
@@ -37,8 +37,9 @@ use crate::wgl::{search, SearchResult};
 pub struct LinearizabilityOptions {
     /// Every register's value before the history starts (`None`: absent).
     pub initial: Option<Value>,
-    /// Search steps allowed per key before the key is `Unknown`. Memory grows
-    /// with the steps taken (tens of bytes each for typical concurrency).
+    /// Search steps allowed per key (WGL only) before the key is `Unknown`.
+    /// Memory grows with the steps taken, by up to about 100 bytes each; the
+    /// default bounds one key to roughly 200 MB and a few hundred ms.
     pub max_steps_per_key: u64,
     /// Whether to shrink the first invalid key to a minimal counterexample.
     pub shrink: bool,
@@ -54,7 +55,7 @@ impl Default for LinearizabilityOptions {
     fn default() -> Self {
         LinearizabilityOptions {
             initial: None,
-            max_steps_per_key: 5_000_000,
+            max_steps_per_key: 2_000_000,
             shrink: true,
             max_shrink_checks: 2_000,
             fast_path: true,
@@ -74,7 +75,13 @@ pub fn check_key_linearizable(ops: &[&Operation], options: &LinearizabilityOptio
             None => {}
         }
     }
-    match search::<Register>(&prepared, options.initial, options.max_steps_per_key) {
+    let (prepared, unrepeatable) = for_search(prepared, options.initial);
+    match search::<Register>(
+        &prepared,
+        options.initial,
+        &unrepeatable,
+        options.max_steps_per_key,
+    ) {
         SearchResult::Linearizable => Verdict::Valid,
         SearchResult::NotLinearizable => Verdict::Invalid,
         SearchResult::BudgetExceeded => Verdict::Unknown,

@@ -145,13 +145,16 @@ pub fn check_lost_writes(history: &History) -> Report {
     };
     report.summary = match report.verdict {
         Verdict::Invalid => format!(
-            "{} problems on {lost} of {keys_checked} keys",
-            report.findings.len() - unknown.len()
+            "{} on {lost} of {}",
+            count(report.findings.len() - unknown.len(), "problem"),
+            count(keys_checked, "key")
         ),
-        Verdict::Unknown => format!("{} keys have no final read", unknown.len()),
-        Verdict::Valid => {
-            format!("all {writes_checked} acknowledged writes on {keys_checked} keys survive")
-        }
+        Verdict::Unknown => format!("{} without a final read", count(unknown.len(), "key")),
+        Verdict::Valid => format!(
+            "all {} on {} survive",
+            count(writes_checked, "acknowledged write"),
+            count(keys_checked, "key")
+        ),
     };
     report.keys.extend(unknown);
     report.keys.sort();

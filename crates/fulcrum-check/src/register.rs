@@ -21,7 +21,7 @@
 //! together they remove almost every `Info` operation, which is what keeps
 //! the search from going exponential in the number of unknown outcomes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::history::{Op, Operation, Outcome, Value};
 use crate::wgl::{mix, Model, SearchOp};
@@ -87,6 +87,17 @@ impl Model for Register {
             RegOp::Write(v) => Some(Some(v)),
             RegOp::Cas(expected, new) => (state == expected).then_some(Some(new)),
             RegOp::Impossible => None,
+        }
+    }
+
+    fn is_pure(op: &RegOp) -> bool {
+        op.is_read()
+    }
+
+    fn observes(op: &RegOp) -> Option<Self::State> {
+        match *op {
+            RegOp::Read(s) | RegOp::Cas(s, _) => Some(s),
+            RegOp::Write(_) | RegOp::Impossible => None,
         }
     }
 
@@ -181,4 +192,49 @@ pub(crate) fn prepare(ops: &[&Operation], initial: Option<Value>) -> Vec<SearchO
             }
         })
         .collect()
+}
+
+/// Final touches for the search: values nobody observes are all renamed to
+/// one unused value (they are interchangeable, and merging them lets the
+/// memo merge the orders in which they were written), and the states that
+/// can never come back once left are listed.
+pub(crate) fn for_search(
+    mut ops: Vec<SearchOp<RegOp>>,
+    initial: Option<Value>,
+) -> (Vec<SearchOp<RegOp>>, HashSet<Option<Value>>) {
+    let observed: HashSet<Option<Value>> = ops
+        .iter()
+        .filter_map(|op| Register::observes(&op.op))
+        .collect();
+    let used: HashSet<Value> = ops
+        .iter()
+        .flat_map(|op| [op.op.written(), op.op.observed()])
+        .flatten()
+        .chain(initial)
+        .collect();
+    // At most `used.len()` values are taken, so one of the first
+    // `used.len() + 1` candidates is free.
+    let dead = (0..=u64::MAX)
+        .rev()
+        .find(|v| !used.contains(v))
+        .unwrap_or(u64::MAX);
+    for op in &mut ops {
+        op.op = match op.op {
+            RegOp::Write(v) if !observed.contains(&Some(v)) => RegOp::Write(dead),
+            RegOp::Cas(e, v) if !observed.contains(&Some(v)) => RegOp::Cas(e, dead),
+            other => other,
+        };
+    }
+    let mut writers: HashMap<Option<Value>, usize> = HashMap::new();
+    for v in ops.iter().filter_map(|op| op.op.written()) {
+        *writers.entry(Some(v)).or_default() += 1;
+    }
+    let unrepeatable = observed
+        .into_iter()
+        .filter(|s| {
+            let count = writers.get(s).copied().unwrap_or(0);
+            count == 0 || (count == 1 && *s != initial)
+        })
+        .collect();
+    (ops, unrepeatable)
 }

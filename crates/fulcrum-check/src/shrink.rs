@@ -16,10 +16,13 @@ pub(crate) fn ddmin(
     mut fails: impl FnMut(&[usize]) -> bool,
     close: impl Fn(Vec<usize>) -> Vec<usize>,
 ) -> Vec<usize> {
-    let mut checks = 0usize;
-    let mut try_candidate = |candidate: &[usize]| -> bool {
-        checks += 1;
-        checks <= max_checks && fails(candidate)
+    let mut checks_left = max_checks;
+    let mut try_candidate = |candidate: &[usize], checks_left: &mut usize| -> bool {
+        if *checks_left == 0 {
+            return false;
+        }
+        *checks_left -= 1;
+        fails(candidate)
     };
     let mut current = items;
 
@@ -27,10 +30,10 @@ pub(crate) fn ddmin(
     // order), by bisection. Failing is monotone in the prefix length because
     // every closed candidate is a sound restriction of any larger one.
     let (mut ok_len, mut failing_len) = (0usize, current.len());
-    while failing_len - ok_len > 1 {
+    while failing_len - ok_len > 1 && checks_left > 0 {
         let mid = ok_len + (failing_len - ok_len) / 2;
         let candidate = close(current[..mid].to_vec());
-        if try_candidate(&candidate) {
+        if try_candidate(&candidate, &mut checks_left) {
             failing_len = mid;
         } else {
             ok_len = mid;
@@ -42,7 +45,7 @@ pub(crate) fn ddmin(
 
     // ddmin proper: try dropping each of `granularity` chunks.
     let mut granularity = 2usize;
-    while current.len() >= 2 {
+    while current.len() >= 2 && checks_left > 0 {
         let chunk = current.len().div_ceil(granularity);
         let mut reduced = false;
         for start in (0..current.len()).step_by(chunk) {
@@ -52,7 +55,7 @@ pub(crate) fn ddmin(
                 .copied()
                 .collect();
             let candidate = close(candidate);
-            if candidate.len() < current.len() && try_candidate(&candidate) {
+            if candidate.len() < current.len() && try_candidate(&candidate, &mut checks_left) {
                 current = candidate;
                 granularity = granularity.saturating_sub(1).max(2);
                 reduced = true;

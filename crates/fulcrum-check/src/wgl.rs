@@ -18,19 +18,30 @@
 //! linearized but are never waited for, and the search succeeds once every
 //! operation with a return is linearized.
 //!
+//! A pure operation (a read) that fits the current state and may go next is
+//! a forced move: if any linearization exists from here, one exists that
+//! takes it first (moving it to the front breaks neither real time nor any
+//! later state). So backtracking never tries alternatives to it, and finding
+//! its successor configuration already in the memo fails the current one.
+//!
+//! A state that no remaining operation can re-establish (a value with a
+//! single writer, or an initial value nobody writes) must be observed by all
+//! its required observers before anything changes it, so changing it earlier
+//! is pruned at once instead of failing much later.
+//!
 //! The memo ("cache") stores each visited (set, state) pair. Sets are stored
 //! compactly as (index of the first word that is not all ones, the words from
 //! there to the last non-zero word), which for bounded concurrency is one or
 //! two words however long the history; they are found through a Zobrist hash
 //! maintained incrementally.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// A sequential specification.
 pub(crate) trait Model {
     /// The object's state; small and cheap to copy.
-    type State: Copy + Eq;
+    type State: Copy + Eq + Hash;
     /// An operation with its observed result.
     type Op;
     /// The state after applying `op` in `state`, or `None` if the model
@@ -38,6 +49,10 @@ pub(crate) trait Model {
     fn step(state: Self::State, op: &Self::Op) -> Option<Self::State>;
     /// A well-mixed hash of a state.
     fn hash_state(state: &Self::State) -> u64;
+    /// Whether `op` never changes the state (a read).
+    fn is_pure(op: &Self::Op) -> bool;
+    /// The state `op` requires, if it requires one.
+    fn observes(op: &Self::Op) -> Option<Self::State>;
 }
 
 /// One operation to linearize: its call time, its return time (`None`:
@@ -69,10 +84,13 @@ struct Node {
 }
 
 /// Search for a linearization of `ops` from `initial`, giving up after
-/// `max_steps` scan steps.
+/// `max_steps` scan steps. `unrepeatable` lists states that, once left, no
+/// operation can bring back: while the state is one of them, nothing may
+/// change it before every required operation observing it has gone.
 pub(crate) fn search<M: Model>(
     ops: &[SearchOp<M::Op>],
     initial: M::State,
+    unrepeatable: &HashSet<M::State>,
     max_steps: u64,
 ) -> SearchResult {
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
@@ -108,10 +126,19 @@ pub(crate) fn search<M: Model>(
         }
     }
     let mut list = List { nodes };
+    // Required observers of each unrepeatable state not yet linearized.
+    let mut pending: HashMap<M::State, usize> = HashMap::new();
+    let observed_unrepeatable = |op: &SearchOp<M::Op>| {
+        M::observes(&op.op).filter(|s| op.ret.is_some() && unrepeatable.contains(s))
+    };
+    for s in ops.iter().filter_map(observed_unrepeatable) {
+        *pending.entry(s).or_default() += 1;
+    }
     let mut required = ops.iter().filter(|op| op.ret.is_some()).count();
     let mut bits = Bits::new(ops.len());
     let mut cache: Cache<M::State> = Cache::default();
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
+    // (call node, state before, forced: no alternative worth trying).
+    let mut stack: Vec<(usize, M::State, bool)> = Vec::new();
     let mut state = initial;
     let mut entry = list.nodes[HEAD].next;
     let mut steps = 0u64;
@@ -121,11 +148,23 @@ pub(crate) fn search<M: Model>(
             return SearchResult::BudgetExceeded;
         }
         let node = list.nodes[entry];
-        if entry != HEAD && node.is_call {
-            if let Some(next_state) = M::step(state, &ops[node.op].op) {
+        let mut backtrack = entry == HEAD || !node.is_call;
+        if !backtrack {
+            let op = &ops[node.op].op;
+            let pure = M::is_pure(op);
+            let blocked = !pure && unrepeatable.contains(&state) && {
+                let own = observed_unrepeatable(&ops[node.op]) == Some(state);
+                pending.get(&state).copied().unwrap_or(0) > usize::from(own)
+            };
+            if let Some(next_state) = M::step(state, op).filter(|_| !blocked) {
                 bits.set(node.op);
                 if cache.insert(&bits, next_state, M::hash_state(&next_state)) {
-                    stack.push((entry, state));
+                    stack.push((entry, state, pure));
+                    if let Some(count) =
+                        observed_unrepeatable(&ops[node.op]).and_then(|s| pending.get_mut(&s))
+                    {
+                        *count -= 1;
+                    }
                     state = next_state;
                     list.unlink(entry);
                     if let Some(ret) = ret_node[node.op] {
@@ -136,22 +175,37 @@ pub(crate) fn search<M: Model>(
                     continue;
                 }
                 bits.clear(node.op);
+                // A pure op that fits could go first in any linearization
+                // from here; that configuration already failed, so this
+                // one fails too.
+                backtrack = pure;
             }
             entry = node.next;
-        } else {
-            // A return (or the end of the list): backtrack.
-            let Some((call, previous)) = stack.pop() else {
-                return SearchResult::NotLinearizable;
-            };
-            let op = list.nodes[call].op;
-            bits.clear(op);
-            if let Some(ret) = ret_node[op] {
-                list.relink(ret);
-                required += 1;
+        }
+        if backtrack {
+            // Undo choices; forced ones have no alternatives, keep undoing.
+            loop {
+                let Some((call, previous, forced)) = stack.pop() else {
+                    return SearchResult::NotLinearizable;
+                };
+                let op = list.nodes[call].op;
+                if let Some(count) =
+                    observed_unrepeatable(&ops[op]).and_then(|s| pending.get_mut(&s))
+                {
+                    *count += 1;
+                }
+                bits.clear(op);
+                if let Some(ret) = ret_node[op] {
+                    list.relink(ret);
+                    required += 1;
+                }
+                list.relink(call_node[op]);
+                state = previous;
+                entry = list.nodes[call].next;
+                if !forced {
+                    break;
+                }
             }
-            list.relink(call_node[op]);
-            state = previous;
-            entry = list.nodes[call].next;
         }
     }
     SearchResult::Linearizable

@@ -1,5 +1,8 @@
 //! Counter bounds, lost writes, session guarantees and convergence.
 
+// Helpers outside #[test] fns build fixtures that are known to be well formed.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use fulcrum_check::{
@@ -306,9 +309,9 @@ fn sibling_reads_count_their_newest_version() {
 
 // ---- convergence ----
 
-fn replicas(
-    states: &[(&str, &[(&str, Vec<u64>)])],
-) -> BTreeMap<String, BTreeMap<String, Vec<u64>>> {
+type ReplicaKeys<'a> = &'a [(&'a str, Vec<u64>)];
+
+fn replicas(states: &[(&str, ReplicaKeys)]) -> BTreeMap<String, BTreeMap<String, Vec<u64>>> {
     states
         .iter()
         .map(|(name, keys)| {

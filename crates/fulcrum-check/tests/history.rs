@@ -1,5 +1,8 @@
 //! The history model: building, pairing, validation, JSON, display.
 
+// Helpers outside #[test] fns build fixtures that are known to be well formed.
+#![allow(clippy::unwrap_used)]
+
 use fulcrum_check::{Event, EventKind, History, HistoryError, Op, Outcome};
 
 fn sample() -> History {

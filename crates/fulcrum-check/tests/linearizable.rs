@@ -1,5 +1,8 @@
 //! Known-good and known-bad register histories.
 
+// Helpers outside #[test] fns build fixtures that are known to be well formed.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use fulcrum_check::{check_linearizable, History, LinearizabilityOptions, Op, Verdict};

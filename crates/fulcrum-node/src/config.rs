@@ -48,6 +48,11 @@ pub struct NodeConfig {
     pub sweep_interval_ms: u64,
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
+    /// How long a coordinated read or write may take before `TIMEOUT`, ms.
+    pub request_timeout_ms: u64,
+    /// Accept `FAULT …` commands (tests, demos, `fulcrum verify`). Never
+    /// on in production.
+    pub allow_faults: bool,
 }
 
 impl Default for NodeConfig {
@@ -68,6 +73,8 @@ impl Default for NodeConfig {
             cache_mb: 64,
             sweep_interval_ms: 100,
             max_clients: 10_000,
+            request_timeout_ms: 2_000,
+            allow_faults: false,
         }
     }
 }
@@ -106,6 +113,8 @@ pub struct ConfigOverrides {
     pub cache_mb: Option<u64>,
     pub sweep_interval_ms: Option<u64>,
     pub max_clients: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub allow_faults: Option<bool>,
 }
 
 impl NodeConfig {
@@ -173,6 +182,8 @@ impl NodeConfig {
         set(&mut self.cache_mb, o.cache_mb);
         set(&mut self.sweep_interval_ms, o.sweep_interval_ms);
         set(&mut self.max_clients, o.max_clients);
+        set(&mut self.request_timeout_ms, o.request_timeout_ms);
+        set(&mut self.allow_faults, o.allow_faults);
     }
 
     /// Checks values against each other and against hard limits.
@@ -229,6 +240,9 @@ impl NodeConfig {
         }
         if self.sweep_interval_ms == 0 {
             return invalid("sweep-interval-ms", "must be at least 1");
+        }
+        if self.request_timeout_ms == 0 {
+            return invalid("request-timeout-ms", "must be at least 1");
         }
         if self.max_clients == 0 {
             return invalid("max-clients", "must be at least 1");

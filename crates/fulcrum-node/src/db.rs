@@ -38,6 +38,8 @@ pub enum DbError {
     },
     #[error("{0}")]
     Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Replica(String),
 }
 
 /// What a read-modify-write decides to do with a key.
@@ -129,6 +131,11 @@ impl Db {
     /// A fresh timestamp for a local write.
     pub fn timestamp(&self, now_ms: u64) -> Hlc {
         self.clock.lock().now(now_ms)
+    }
+
+    /// Folds a timestamp seen from another node into the clock.
+    pub fn observe(&self, remote: Hlc) {
+        self.clock.lock().observe(remote);
     }
 
     /// Waits until every write this task made is durable by the fsync

@@ -12,12 +12,14 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::db::Db;
 
 #[derive(Clone)]
 struct AppState {
     db: Arc<Db>,
+    cluster: Arc<Cluster>,
     config: Arc<NodeConfig>,
 }
 
@@ -53,22 +55,27 @@ pub struct Status {
     pub uptime_seconds: u64,
 }
 
-pub fn router(db: Arc<Db>, config: Arc<NodeConfig>) -> Router {
+pub fn router(cluster: Arc<Cluster>, config: Arc<NodeConfig>) -> Router {
+    let db = cluster.db.clone();
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(AppState { db, config })
+        .with_state(AppState {
+            db,
+            cluster,
+            config,
+        })
 }
 
 /// Serves HTTP until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
-    db: Arc<Db>,
+    cluster: Arc<Cluster>,
     config: Arc<NodeConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(db, config))
+    axum::serve(listener, router(cluster, config))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -88,15 +95,24 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn status(State(s): State<AppState>) -> Json<Status> {
     let c = &s.config;
-    let me = MemberStatus {
-        node_id: c.node_id.clone(),
-        peer_addr: c.peer_addr.to_string(),
-        resp_addr: c.resp_addr.to_string(),
-        http_addr: c.http_addr.to_string(),
-        state: "up",
-        dc: c.dc.clone(),
-        rack: c.rack.clone(),
-    };
+    let members = s
+        .cluster
+        .members()
+        .into_iter()
+        .map(|m| MemberStatus {
+            state: if s.cluster.is_up(&m.node_id) {
+                "up"
+            } else {
+                "down"
+            },
+            node_id: m.node_id,
+            peer_addr: m.peer_addr,
+            resp_addr: m.resp_addr,
+            http_addr: m.http_addr,
+            dc: m.dc,
+            rack: m.rack,
+        })
+        .collect();
     let keyspaces =
         s.db.catalog
             .list()
@@ -113,7 +129,7 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
     Json(Status {
         node_id: c.node_id.clone(),
         version: crate::VERSION,
-        members: vec![me],
+        members,
         keyspaces,
         fsync: s.db.fsync.to_string(),
         uptime_seconds: s.db.uptime().as_secs(),

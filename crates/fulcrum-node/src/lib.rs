@@ -10,14 +10,18 @@
 //! - [`node`]: starts and stops all of the above.
 
 pub mod catalog;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
+pub mod coord;
 pub mod db;
 pub mod expiry;
 pub mod http;
 mod locks;
 pub mod metrics;
+pub mod net;
 pub mod node;
+pub mod replica;
 pub mod resp;
 
 pub use config::{ConfigError, ConfigOverrides, NodeConfig};

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub connections: Gauge,
     pub connections_total: Counter,
     pub expired_keys: Counter,
+    pub read_repairs: Counter,
     pub fsyncs: Gauge,
     pub durable_waits: Gauge,
     keyspace_keys: Family<Labels, Gauge>,
@@ -46,6 +47,7 @@ impl Metrics {
         let connections = Gauge::default();
         let connections_total = Counter::default();
         let expired_keys = Counter::default();
+        let read_repairs = Counter::default();
         let fsyncs = Gauge::default();
         let durable_waits = Gauge::default();
         let keyspace_keys = Family::<Labels, Gauge>::default();
@@ -76,6 +78,11 @@ impl Metrics {
             "Keys deleted by the TTL sweeper",
             expired_keys.clone(),
         );
+        registry.register(
+            "read_repairs",
+            "Stale replicas updated by read repair",
+            read_repairs.clone(),
+        );
         registry.register("fsyncs", "Fsyncs done by group commit", fsyncs.clone());
         registry.register(
             "durable_waits",
@@ -100,6 +107,7 @@ impl Metrics {
             connections,
             connections_total,
             expired_keys,
+            read_repairs,
             fsyncs,
             durable_waits,
             keyspace_keys,

@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::NodeConfig;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::net::Member;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -25,6 +27,8 @@ pub enum NodeError {
     },
     #[error("cannot open the database: {0}")]
     Db(#[from] DbError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("cannot listen on {what} {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -37,9 +41,11 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     pub db: Arc<Db>,
+    pub cluster: Arc<Cluster>,
     /// The addresses actually bound (port 0 in the config picks one).
     pub resp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -91,6 +97,12 @@ impl Node {
         };
         let resp = bind("resp-addr", config.resp_addr).await?;
         let http = bind("http-addr", config.http_addr).await?;
+        let peer = bind("peer-addr", config.peer_addr).await?;
+        let peer_addr = peer.local_addr().map_err(|source| NodeError::Bind {
+            what: "peer-addr",
+            addr: config.peer_addr,
+            source,
+        })?;
         let resp_addr = resp.local_addr().map_err(|source| NodeError::Bind {
             what: "resp-addr",
             addr: config.resp_addr,
@@ -104,21 +116,44 @@ impl Node {
         let mut shown = config.clone();
         shown.resp_addr = resp_addr;
         shown.http_addr = http_addr;
+        shown.peer_addr = peer_addr;
         let config = Arc::new(shown);
+        let me = Member {
+            node_id: config.node_id.clone(),
+            peer_addr: peer_addr.to_string(),
+            resp_addr: resp_addr.to_string(),
+            http_addr: http_addr.to_string(),
+            dc: config.dc.clone(),
+            rack: config.rack.clone(),
+        };
+        let cluster = Arc::new(Cluster::open(db.clone(), &config, me)?);
         let (tx, rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(crate::net::server::serve(
+            peer,
+            cluster.clone(),
+            rx.clone(),
+        )));
+        if !config.seeds.is_empty() {
+            cluster.join(&config.seeds).await?;
+        }
         tasks.push(tokio::spawn(crate::resp::serve(
             resp,
-            db.clone(),
+            cluster.clone(),
             config.max_clients,
             rx.clone(),
         )));
-        let (db2, cfg2, rx2) = (db.clone(), config.clone(), rx.clone());
+        let (db2, cfg2, rx2) = (cluster.clone(), config.clone(), rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = crate::http::serve(http, db2, cfg2, rx2).await {
                 tracing::error!(error = %e, "http server failed");
             }
         }));
+        tasks.push(tokio::spawn(
+            cluster
+                .clone()
+                .run_prober(Duration::from_millis(250), rx.clone()),
+        ));
         tasks.push(tokio::spawn(crate::expiry::run_sweeper(
             db.clone(),
             Duration::from_millis(config.sweep_interval_ms),
@@ -127,8 +162,10 @@ impl Node {
         tracing::info!(node_id = %config.node_id, %resp_addr, %http_addr, fsync = %config.fsync, "node started");
         Ok(Node {
             db,
+            cluster,
             resp_addr,
             http_addr,
+            peer_addr,
             shutdown: tx,
             tasks,
         })

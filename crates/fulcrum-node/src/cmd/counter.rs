@@ -9,17 +9,17 @@ use super::args::int;
 use super::{CmdError, CmdResult, Ctx};
 use crate::db::{wall_ms, Change};
 
-pub fn incr_by_arg(ctx: &mut Ctx<'_>, a: &[Bytes], sign: i64, name: &str) -> CmdResult {
+pub async fn incr_by_arg(ctx: &mut Ctx<'_>, a: &[Bytes], sign: i64, name: &str) -> CmdResult {
     let delta = int(&a[1])?;
     let delta = if sign < 0 {
         delta.checked_neg().ok_or(CmdError::Overflow)?
     } else {
         delta
     };
-    incr_by(ctx, &a[0], delta, name)
+    incr_by(ctx, &a[0], delta, name).await
 }
 
-pub fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64, name: &str) -> CmdResult {
+pub async fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64, name: &str) -> CmdResult {
     let ks = ctx.strong_keyspace(name)?;
     let (wrote, result) = ctx.db.update(&ks, key, |cur| {
         let (old, expires_at_ms) = match &cur.version {

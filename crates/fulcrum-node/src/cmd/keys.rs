@@ -9,8 +9,25 @@ use super::glob::glob_match;
 use super::{CmdError, CmdResult, Ctx};
 use crate::db::{wall_ms, Change};
 
-pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
+    if ks.spec.mode == fulcrum_core::keyspace::Mode::Eventual {
+        let mut n = 0;
+        let mut seen = std::collections::HashSet::new();
+        for key in a {
+            if !seen.insert(key) {
+                continue;
+            }
+            let existed = ctx
+                .update(&ks, key, |cur| match cur.version {
+                    Some(_) => (Change::Delete, true),
+                    None => (Change::Keep, false),
+                })
+                .await?;
+            n += i64::from(existed);
+        }
+        return Ok(Frame::Integer(n));
+    }
     let keys: Vec<&[u8]> = a.iter().map(|k| &k[..]).collect();
     let (wrote, n) = ctx.db.update_many(&ks, &keys, |currents| {
         // A key named twice is deleted (and counted) once.
@@ -34,12 +51,11 @@ pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(n))
 }
 
-pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let now = wall_ms();
     let mut n = 0;
     for key in a {
-        if ctx.db.get(&ks, key, now)?.is_some() {
+        if ctx.read_visible(&ks, key).await?.is_some() {
             n += 1;
         }
     }
@@ -47,7 +63,7 @@ pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// `EXPIRE key seconds [NX|XX|GT|LT]` (`unit_ms` = 1000) and PEXPIRE (1).
-pub fn expire(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: i64) -> CmdResult {
+pub async fn expire(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: i64) -> CmdResult {
     let command = if unit_ms == 1 { "pexpire" } else { "expire" };
     let amount = int(&a[1])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
@@ -83,40 +99,42 @@ pub fn expire(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: i64) -> CmdResult {
         .and_then(|ms| ms.checked_add(now as i64))
         .ok_or(CmdError::InvalidExpire(command))?;
     let ks = ctx.keyspace()?;
-    let (wrote, applied) = ctx.db.update(&ks, &a[0], |cur| {
-        let Some(v) = &cur.version else {
-            return (Change::Keep, false);
-        };
-        // No TTL counts as an infinite one for GT and LT.
-        let current = v.expires_at_ms.map(|e| e as i64);
-        let ok = (!nx || current.is_none())
-            && (!xx || current.is_some())
-            && (!gt || current.is_some_and(|c| at > c))
-            && (!lt || current.is_none_or(|c| at < c));
-        if !ok {
-            return (Change::Keep, false);
-        }
-        if at <= cur.now_ms as i64 {
-            return (Change::Delete, true);
-        }
-        (
-            Change::Put {
-                value: v.value.clone(),
-                expires_at_ms: Some(at as u64),
-            },
-            true,
-        )
-    })?;
-    ctx.conn.wrote |= wrote;
+    let applied = ctx
+        .update(&ks, &a[0], |cur| {
+            let Some(v) = &cur.version else {
+                return (Change::Keep, false);
+            };
+            // No TTL counts as an infinite one for GT and LT.
+            let current = v.expires_at_ms.map(|e| e as i64);
+            let ok = (!nx || current.is_none())
+                && (!xx || current.is_some())
+                && (!gt || current.is_some_and(|c| at > c))
+                && (!lt || current.is_none_or(|c| at < c));
+            if !ok {
+                return (Change::Keep, false);
+            }
+            if at <= cur.now_ms as i64 {
+                return (Change::Delete, true);
+            }
+            (
+                Change::Put {
+                    value: v.value.clone(),
+                    expires_at_ms: Some(at as u64),
+                },
+                true,
+            )
+        })
+        .await?;
     Ok(Frame::Integer(i64::from(applied)))
 }
 
 /// TTL (`unit_ms` = 1000, rounded like Redis) and PTTL (1): -2 missing,
 /// -1 no expiry.
-pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: u64) -> CmdResult {
+pub async fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: u64) -> CmdResult {
     let ks = ctx.keyspace()?;
+    let version = ctx.read_visible(&ks, &a[0]).await?;
     let now = wall_ms();
-    Ok(Frame::Integer(match ctx.db.get(&ks, &a[0], now)? {
+    Ok(Frame::Integer(match version {
         None => -2,
         Some(v) => match v.expires_at_ms {
             None => -1,
@@ -128,25 +146,26 @@ pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: u64) -> CmdResult {
     }))
 }
 
-pub fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let (wrote, removed) = ctx.db.update(&ks, &a[0], |cur| match &cur.version {
-        Some(v) if v.expires_at_ms.is_some() => (
-            Change::Put {
-                value: v.value.clone(),
-                expires_at_ms: None,
-            },
-            true,
-        ),
-        _ => (Change::Keep, false),
-    })?;
-    ctx.conn.wrote |= wrote;
+    let removed = ctx
+        .update(&ks, &a[0], |cur| match &cur.version {
+            Some(v) if v.expires_at_ms.is_some() => (
+                Change::Put {
+                    value: v.value.clone(),
+                    expires_at_ms: None,
+                },
+                true,
+            ),
+            _ => (Change::Keep, false),
+        })
+        .await?;
     Ok(Frame::Integer(i64::from(removed)))
 }
 
-pub fn type_of(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn type_of(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let found = ctx.db.get(&ks, &a[0], wall_ms())?.is_some();
+    let found = ctx.read_visible(&ks, &a[0]).await?.is_some();
     Ok(Frame::Simple(
         if found { "string" } else { "none" }.to_string(),
     ))

@@ -8,16 +8,17 @@ use fulcrum_proto::Frame;
 
 use super::args::{is, text};
 use super::{CmdError, CmdResult, Ctx};
+use crate::net::PeerRequest;
 
 fn bulk(s: impl ToString) -> Frame {
     Frame::Bulk(Bytes::from(s.to_string()))
 }
 
-pub fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let sub = &a[0];
     let rest = &a[1..];
     if is(sub, "CREATE") {
-        create(ctx, rest)
+        create(ctx, rest).await
     } else if is(sub, "LIST") {
         Ok(Frame::Array(
             ctx.db
@@ -52,8 +53,9 @@ pub fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let [name] = rest else {
             return Err(CmdError::WrongArity("KEYSPACE|DROP"));
         };
-        ctx.db.catalog.drop_keyspace(text(name)?)?;
-        Ok(Frame::ok())
+        let name = text(name)?.to_string();
+        ctx.db.catalog.drop_keyspace(&name)?;
+        everywhere(ctx, PeerRequest::DropKeyspace { name }).await
     } else {
         Err(CmdError::Msg(format!(
             "unknown subcommand '{}'. Try KEYSPACE CREATE, LIST, INFO or DROP.",
@@ -63,7 +65,7 @@ pub fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// `KEYSPACE CREATE name [MODE m] [REPLICAS n] [READ l] [WRITE l] [CONFLICT c]`
-fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+async fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let Some((name, opts)) = a.split_first() else {
         return Err(CmdError::WrongArity("KEYSPACE|CREATE"));
     };
@@ -97,8 +99,24 @@ fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    ctx.db.catalog.create(spec)?;
-    Ok(Frame::ok())
+    ctx.db.catalog.create(spec.clone())?;
+    everywhere(ctx, PeerRequest::CreateKeyspace { spec }).await
+}
+
+/// Sends a schema change to every other member; `+OK` only when all have
+/// it.
+async fn everywhere(ctx: &Ctx<'_>, request: PeerRequest) -> CmdResult {
+    let failed = ctx.cluster.broadcast(request).await;
+    if failed.is_empty() {
+        return Ok(Frame::ok());
+    }
+    let total = ctx.cluster.member_count();
+    let names: Vec<String> = failed.iter().map(|(n, e)| format!("{n} ({e})")).collect();
+    Err(CmdError::Raw(format!(
+        "UNAVAILABLE schema change reached {} of {total} members; not reached: {}",
+        total - failed.len(),
+        names.join(", ")
+    )))
 }
 
 /// `USE name`: switch this connection's keyspace. Level overrides from

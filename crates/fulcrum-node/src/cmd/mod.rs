@@ -7,13 +7,17 @@ mod args;
 mod conn;
 mod counter;
 mod error;
+mod fault;
+mod forward;
 mod glob;
 mod info;
 mod keys;
 mod keyspace;
+mod kv;
 mod state;
 mod strings;
 pub mod table;
+mod versioned;
 
 use std::time::Instant;
 
@@ -23,12 +27,15 @@ use fulcrum_proto::Frame;
 pub use error::CmdError;
 pub use state::ConnState;
 
+use crate::cluster::Cluster;
 use crate::db::Db;
 use table::Spec;
 
-/// What a handler gets: the node's database and this connection's state.
+/// What a handler gets: the node's database, its cluster view, and this
+/// connection's state.
 pub struct Ctx<'a> {
     pub db: &'a Db,
+    pub cluster: &'a std::sync::Arc<Cluster>,
     pub conn: &'a mut ConnState,
 }
 
@@ -36,17 +43,26 @@ pub type CmdResult = Result<Frame, CmdError>;
 
 /// Runs one request and returns its reply. Never panics on input: every
 /// problem becomes an error reply.
-pub async fn execute(db: &Db, conn: &mut ConnState, args: Vec<Bytes>) -> Frame {
+pub async fn execute(
+    cluster: &std::sync::Arc<Cluster>,
+    conn: &mut ConnState,
+    args: Vec<Bytes>,
+) -> Frame {
     let started = Instant::now();
+    let db = &*cluster.db;
     let Some(name) = args.first() else {
         return Frame::error("ERR empty command");
     };
     let Some(spec) = table::lookup(name) else {
         return CmdError::unknown_command(&args).into_frame();
     };
-    let mut ctx = Ctx { db, conn };
+    let mut ctx = Ctx { db, cluster, conn };
     let result = match check(spec, &args, db) {
-        Ok(()) => run(spec, &mut ctx, &args).await,
+        Ok(()) => match forward::target(&ctx, spec, &args) {
+            Ok(None) => run(spec, &mut ctx, &args).await,
+            Ok(Some(member)) => forward::run(&ctx, &member, args.clone()).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let frame = match result {
@@ -102,29 +118,33 @@ async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         H::Command => conn::command(a),
         H::Info => info::info(ctx, a),
         H::DbSize => keys::dbsize(ctx),
-        H::Get => strings::get(ctx, a),
-        H::Set => strings::set(ctx, a),
-        H::GetSet => strings::getset(ctx, a),
-        H::GetDel => strings::getdel(ctx, a),
-        H::MGet => strings::mget(ctx, a),
-        H::MSet => strings::mset(ctx, a),
-        H::Del => keys::del(ctx, a),
-        H::Exists => keys::exists(ctx, a),
-        H::Expire => keys::expire(ctx, a, 1000),
-        H::PExpire => keys::expire(ctx, a, 1),
-        H::Ttl => keys::ttl(ctx, a, 1000),
-        H::PTtl => keys::ttl(ctx, a, 1),
-        H::Persist => keys::persist(ctx, a),
-        H::Type => keys::type_of(ctx, a),
+        H::Get => strings::get(ctx, a).await,
+        H::Set => strings::set(ctx, a).await,
+        H::GetSet => strings::getset(ctx, a).await,
+        H::GetDel => strings::getdel(ctx, a).await,
+        H::MGet => strings::mget(ctx, a).await,
+        H::MSet => strings::mset(ctx, a).await,
+        H::Del => keys::del(ctx, a).await,
+        H::Exists => keys::exists(ctx, a).await,
+        H::Expire => keys::expire(ctx, a, 1000).await,
+        H::PExpire => keys::expire(ctx, a, 1).await,
+        H::Ttl => keys::ttl(ctx, a, 1000).await,
+        H::PTtl => keys::ttl(ctx, a, 1).await,
+        H::Persist => keys::persist(ctx, a).await,
+        H::Type => keys::type_of(ctx, a).await,
         H::Scan => keys::scan(ctx, a),
-        H::Incr => counter::incr_by(ctx, &a[0], 1, spec.name),
-        H::Decr => counter::incr_by(ctx, &a[0], -1, spec.name),
-        H::IncrBy => counter::incr_by_arg(ctx, a, 1, spec.name),
-        H::DecrBy => counter::incr_by_arg(ctx, a, -1, spec.name),
+        H::Incr => counter::incr_by(ctx, &a[0], 1, spec.name).await,
+        H::Decr => counter::incr_by(ctx, &a[0], -1, spec.name).await,
+        H::IncrBy => counter::incr_by_arg(ctx, a, 1, spec.name).await,
+        H::DecrBy => counter::incr_by_arg(ctx, a, -1, spec.name).await,
         H::GetRev => counter::getrev(ctx, a),
-        H::Keyspace => keyspace::keyspace(ctx, a),
+        H::Keyspace => keyspace::keyspace(ctx, a).await,
         H::Use => keyspace::use_keyspace(ctx, a),
         H::Consistency => keyspace::consistency(ctx, a),
+        H::VGet => versioned::vget(ctx, a).await,
+        H::VSet => versioned::vset(ctx, a).await,
+        H::VDel => versioned::vdel(ctx, a).await,
+        H::Fault => fault::fault(ctx, a),
     }
 }
 

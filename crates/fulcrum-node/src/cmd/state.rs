@@ -28,6 +28,8 @@ pub struct ConnState {
     /// Set by any command that wrote: the connection awaits durability
     /// before sending this batch of replies.
     pub wrote: bool,
+    /// This request came from another node: do not forward it again.
+    pub forwarded: bool,
     /// SCAN cursors: the number handed out → the last key returned.
     cursors: VecDeque<(u64, Bytes)>,
     next_cursor: u64,
@@ -44,6 +46,7 @@ impl ConnState {
             write_level: None,
             quit: false,
             wrote: false,
+            forwarded: false,
             cursors: VecDeque::new(),
             next_cursor: 1,
         }

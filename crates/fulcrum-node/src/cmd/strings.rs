@@ -11,9 +11,9 @@ fn value_frame(v: Option<Bytes>) -> Frame {
     v.map_or(Frame::Null, Frame::Bulk)
 }
 
-pub fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let v = ctx.db.get(&ks, &a[0], wall_ms())?;
+    let v = ctx.read_visible(&ks, &a[0]).await?;
     Ok(value_frame(v.map(|v| v.value)))
 }
 
@@ -104,7 +104,7 @@ fn parse_set_options(opts: &[Bytes], now_ms: u64) -> Result<SetOptions, CmdError
 }
 
 /// `SET key value [NX|XX|IFEQ old] [GET] [EX s|PX ms|EXAT ts|PXAT ts|KEEPTTL]`
-pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let (key, value) = (&a[0], &a[1]);
     let opts = parse_set_options(&a[2..], wall_ms())?;
     let ks = if matches!(opts.condition, Condition::Equals(_)) {
@@ -112,35 +112,52 @@ pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     } else {
         ctx.keyspace()?
     };
-    let (wrote, old) = ctx.db.update(&ks, key, |cur| {
-        let old = cur.version.as_ref();
-        let proceed = match &opts.condition {
-            Condition::Always => true,
-            Condition::Missing => old.is_none(),
-            Condition::Exists => old.is_some(),
-            Condition::Equals(want) => old.is_some_and(|v| v.value == *want),
-        };
-        let old_value = old.map(|v| v.value.clone());
-        if !proceed {
-            return (Change::Keep, (false, old_value));
-        }
-        let expires_at_ms = match opts.expiry {
-            Expiry::None => None,
-            Expiry::Keep => old.and_then(|v| v.expires_at_ms),
-            Expiry::At(at) => Some(at),
-        };
-        let change = if expires_at_ms.is_some_and(|at| at <= cur.now_ms) {
-            // An absolute expiry in the past deletes the key, as in Redis.
-            Change::Delete
-        } else {
-            Change::Put {
+    if opts.condition == Condition::Always && !opts.get && opts.expiry != Expiry::Keep {
+        // Blind write: no read needed.
+        let change = match opts.expiry {
+            Expiry::At(at) if at <= wall_ms() => Change::Delete,
+            Expiry::At(at) => Change::Put {
                 value: value.clone(),
-                expires_at_ms,
-            }
+                expires_at_ms: Some(at),
+            },
+            _ => Change::Put {
+                value: value.clone(),
+                expires_at_ms: None,
+            },
         };
-        (change, (true, old_value))
-    })?;
-    ctx.conn.wrote |= wrote;
+        ctx.put(&ks, key, change).await?;
+        return Ok(Frame::ok());
+    }
+    let old = ctx
+        .update(&ks, key, |cur| {
+            let old = cur.version.as_ref();
+            let proceed = match &opts.condition {
+                Condition::Always => true,
+                Condition::Missing => old.is_none(),
+                Condition::Exists => old.is_some(),
+                Condition::Equals(want) => old.is_some_and(|v| v.value == *want),
+            };
+            let old_value = old.map(|v| v.value.clone());
+            if !proceed {
+                return (Change::Keep, (false, old_value));
+            }
+            let expires_at_ms = match opts.expiry {
+                Expiry::None => None,
+                Expiry::Keep => old.and_then(|v| v.expires_at_ms),
+                Expiry::At(at) => Some(at),
+            };
+            let change = if expires_at_ms.is_some_and(|at| at <= cur.now_ms) {
+                // An absolute expiry in the past deletes the key, as in Redis.
+                Change::Delete
+            } else {
+                Change::Put {
+                    value: value.clone(),
+                    expires_at_ms,
+                }
+            };
+            (change, (true, old_value))
+        })
+        .await?;
     let (done, old_value) = old;
     Ok(if opts.get {
         value_frame(old_value)
@@ -151,48 +168,62 @@ pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     })
 }
 
-pub fn getset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn getset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
     let value = a[1].clone();
-    let (wrote, old) = ctx.db.update(&ks, &a[0], |cur| {
-        (
-            Change::Put {
-                value,
-                expires_at_ms: None,
-            },
-            cur.version.as_ref().map(|v| v.value.clone()),
-        )
-    })?;
-    ctx.conn.wrote |= wrote;
+    let old = ctx
+        .update(&ks, &a[0], |cur| {
+            (
+                Change::Put {
+                    value,
+                    expires_at_ms: None,
+                },
+                cur.version.as_ref().map(|v| v.value.clone()),
+            )
+        })
+        .await?;
     Ok(value_frame(old))
 }
 
-pub fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let (wrote, old) = ctx.db.update(&ks, &a[0], |cur| match &cur.version {
-        Some(v) => (Change::Delete, Some(v.value.clone())),
-        None => (Change::Keep, None),
-    })?;
-    ctx.conn.wrote |= wrote;
+    let old = ctx
+        .update(&ks, &a[0], |cur| match &cur.version {
+            Some(v) => (Change::Delete, Some(v.value.clone())),
+            None => (Change::Keep, None),
+        })
+        .await?;
     Ok(value_frame(old))
 }
 
-pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub async fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let ks = ctx.keyspace()?;
-    let now = wall_ms();
     let mut out = Vec::with_capacity(a.len());
     for key in a {
-        out.push(value_frame(ctx.db.get(&ks, key, now)?.map(|v| v.value)));
+        out.push(value_frame(
+            ctx.read_visible(&ks, key).await?.map(|v| v.value),
+        ));
     }
     Ok(Frame::Array(out))
 }
 
-/// `MSET k v [k v ...]`: all pairs in one atomic batch.
-pub fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+/// `MSET k v [k v ...]`: on a strong keyspace all pairs in one atomic
+/// batch; on an eventual one each pair is its own write.
+pub async fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if !a.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("MSET"));
     }
     let ks = ctx.keyspace()?;
+    if ks.spec.mode == fulcrum_core::keyspace::Mode::Eventual {
+        for pair in a.chunks(2) {
+            let change = Change::Put {
+                value: pair[1].clone(),
+                expires_at_ms: None,
+            };
+            ctx.put(&ks, &pair[0], change).await?;
+        }
+        return Ok(Frame::ok());
+    }
     let keys: Vec<&[u8]> = a.chunks(2).map(|p| &p[0][..]).collect();
     let (wrote, ()) = ctx.db.update_many(&ks, &keys, |_| {
         let changes = a

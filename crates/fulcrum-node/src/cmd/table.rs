@@ -37,6 +37,10 @@ pub enum Handler {
     Keyspace,
     Use,
     Consistency,
+    VGet,
+    VSet,
+    VDel,
+    Fault,
 }
 
 #[derive(Debug)]
@@ -123,6 +127,10 @@ pub static COMMANDS: &[Spec] = &[
     spec!("KEYSPACE", -2, A, 0, 0, 0, Keyspace),
     spec!("USE", 2, F, 0, 0, 0, Use),
     spec!("CONSISTENCY", -1, F, 0, 0, 0, Consistency),
+    spec!("VGET", 2, R, 1, 1, 1, VGet),
+    spec!("VSET", -3, WD, 1, 1, 1, VSet),
+    spec!("VDEL", -2, W, 1, 1, 1, VDel),
+    spec!("FAULT", -2, A, 0, 0, 0, Fault),
 ];
 
 /// Finds a command by name, ignoring ASCII case.

@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::cmd::{self, ConnState};
-use crate::db::Db;
 
 /// Most requests answered in one batch before replies are flushed.
 const MAX_BATCH: usize = 1024;
@@ -34,11 +34,12 @@ pub async fn refuse(mut socket: TcpStream) {
 
 pub async fn run(
     mut socket: TcpStream,
-    db: Arc<Db>,
+    cluster: Arc<Cluster>,
     id: u64,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
+    let db = cluster.db.clone();
     let mut decoder = RequestDecoder::new(db.limits);
     let mut conn = ConnState::new(id);
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
@@ -55,7 +56,7 @@ pub async fn run(
             match decoder.decode(&mut inbuf) {
                 Ok(Some(args)) => {
                     conn.wrote = false;
-                    let frame = cmd::execute(&db, &mut conn, args).await;
+                    let frame = cmd::execute(&cluster, &mut conn, args).await;
                     replies.push((frame, conn.wrote));
                     if conn.quit {
                         close = true;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::db::Db;
+use crate::cluster::Cluster;
 
 /// Serves RESP on `listener` until `shutdown` turns true. The listener is
 /// passed in so tests can bind `127.0.0.1:0`.
 pub async fn serve(
     listener: TcpListener,
-    db: Arc<Db>,
+    cluster: Arc<Cluster>,
     max_clients: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -35,7 +35,8 @@ pub async fn serve(
             }
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let db = db.clone();
+        let cluster = cluster.clone();
+        let db = cluster.db.clone();
         let shutdown = shutdown.clone();
         let too_many = db.metrics.connections.get() as usize >= max_clients;
         tokio::spawn(async move {
@@ -45,7 +46,7 @@ pub async fn serve(
             }
             db.metrics.connections.inc();
             db.metrics.connections_total.inc();
-            if let Err(e) = conn::run(socket, db.clone(), id, shutdown).await {
+            if let Err(e) = conn::run(socket, cluster, id, shutdown).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
             db.metrics.connections.dec();

@@ -1,0 +1,34 @@
+//! `FAULT …`: fault-injection hooks for tests, demos and `fulcrum verify`.
+//! Refused unless the node was started with `--allow-faults`.
+//!
+//! - `FAULT DELAY-PUTS ms`: replica writes arriving from peers are applied
+//!   only after `ms` milliseconds (0 turns it off) — makes a replica
+//!   deterministically stale.
+
+use bytes::Bytes;
+use fulcrum_proto::Frame;
+
+use super::args::{int, is};
+use super::{CmdError, CmdResult, Ctx};
+
+pub fn fault(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if !ctx.cluster.allow_faults {
+        return Err(CmdError::Msg(
+            "fault injection is disabled on this node (start it with --allow-faults)".into(),
+        ));
+    }
+    match a {
+        [what, ms] if is(what, "DELAY-PUTS") => {
+            let ms = int(ms)?;
+            if ms < 0 {
+                return Err(CmdError::NotInteger);
+            }
+            ctx.cluster
+                .faults
+                .delay_puts_ms
+                .store(ms as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}

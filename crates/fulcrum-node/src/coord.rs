@@ -1,0 +1,488 @@
+//! The coordinator of eventual keyspaces: any node takes a request, sends
+//! it to the key's N replicas, and answers once R (or W) of them did.
+//!
+//! Read path: every replica is asked; the local replica (if any) answers
+//! first, inline. Once R replies are in, they are merged and returned.
+//! Replicas that answered stale or missing data are then repaired with
+//! the merged record — in the background, or before answering at `ALL`.
+//!
+//! Write path: a write is coordinated by one of the key's replicas (a
+//! node that is not one forwards it). The coordinating replica stamps the
+//! new version (timestamp, dot), stores it, and sends the resulting record
+//! to the other replicas, which merge it. The write is acknowledged once W
+//! replicas stored it; the rest still get it. The local copy's durability
+//! is awaited by the caller (the connection, before it replies).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fulcrum_core::dvv::{self, VersionVector};
+use fulcrum_core::keyspace::Conflict;
+use fulcrum_core::level::Level;
+use fulcrum_core::quorum::{Decision, Quorum, ReplicaFailure};
+use fulcrum_core::record::Record;
+use fulcrum_core::ring::NodeId;
+use fulcrum_proto::Frame;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::catalog::Keyspace;
+use crate::cluster::Cluster;
+use crate::net::server::error;
+use crate::net::{CallError, PeerRequest, PeerResponse};
+use crate::replica::{is_stale, merge_records, NewVersion, WriteContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    #[error("UNAVAILABLE not enough replicas: needed {needed}, reached {reached}")]
+    Unavailable { needed: u32, reached: u32 },
+    #[error("TIMEOUT {what} after {ms} ms: {reached} of {needed} replicas answered{}", if *.write { "; outcome unknown" } else { "" })]
+    Timeout {
+        what: &'static str,
+        needed: u32,
+        reached: u32,
+        ms: u128,
+        write: bool,
+    },
+    #[error("ERR {0}")]
+    Other(String),
+    /// An error text from another node, passed through as is.
+    #[error("{0}")]
+    Forwarded(String),
+    /// A complete error text.
+    #[error("{0}")]
+    Raw(String),
+}
+
+impl From<crate::db::DbError> for CoordError {
+    fn from(e: crate::db::DbError) -> Self {
+        CoordError::Other(e.to_string())
+    }
+}
+
+fn classify(e: &CallError) -> ReplicaFailure {
+    if e.surely_not_applied() {
+        ReplicaFailure::Unreachable
+    } else {
+        ReplicaFailure::Unknown
+    }
+}
+
+/// One replica's answer to a read.
+type ReadReply = (NodeId, Result<Option<Record>, CallError>);
+
+/// The causal context a client or a read-modify-write supersedes: the
+/// merged record's version vector.
+pub fn context_of(conflict: Conflict, merged: Option<&Record>) -> VersionVector {
+    match (conflict, merged) {
+        (Conflict::Siblings, Some(r)) => dvv::from_record(r)
+            .map(|s| s.context().clone())
+            .unwrap_or_default(),
+        _ => VersionVector::new(),
+    }
+}
+
+impl Cluster {
+    async fn read_replica(self: Arc<Self>, node: NodeId, ks: String, key: Bytes) -> ReadReply {
+        let Some(member) = self.member(&node) else {
+            let e = CallError::Unreachable {
+                addr: node.to_string(),
+                reason: "not a member".into(),
+            };
+            return (node, Err(e));
+        };
+        let req = PeerRequest::Read { keyspace: ks, key };
+        let result = match self
+            .pool
+            .call(&member.peer_addr, req, self.request_timeout)
+            .await
+        {
+            Ok(PeerResponse::Record(None)) => Ok(None),
+            Ok(PeerResponse::Record(Some(b))) => {
+                Record::decode(&b).map(Some).map_err(|e| CallError::Remote {
+                    addr: member.peer_addr.clone(),
+                    message: format!("undecodable record: {e}"),
+                })
+            }
+            Ok(other) => Err(CallError::Remote {
+                addr: member.peer_addr.clone(),
+                message: format!("unexpected answer {other:?}"),
+            }),
+            Err(e) => Err(e),
+        };
+        (node, result)
+    }
+
+    /// Reads `key` at `level` and returns the merged record of the replies.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when too few replicas can be reached, `TIMEOUT` when
+    /// too few answered in time.
+    pub async fn read(
+        self: &Arc<Self>,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        level: Level,
+    ) -> Result<Option<Record>, CoordError> {
+        let started = Instant::now();
+        let deadline = started + self.request_timeout;
+        let replicas = self.replicas(ks.spec.replicas, key);
+        let n = replicas.len() as u32;
+        let needed = level.required(n);
+        self.precheck(&replicas, needed)?;
+        let mut quorum = Quorum::new(needed, n);
+        let mut replies: Vec<(NodeId, Option<Record>)> = Vec::with_capacity(replicas.len());
+        let (tx, mut rx) = mpsc::channel::<ReadReply>(replicas.len().max(1));
+        for node in replicas {
+            if *node == *self.me.node_id {
+                let rec = self.db.read_record(ks, key)?;
+                replies.push((node, rec));
+                quorum.success();
+            } else {
+                let (this, tx, ksn, key) =
+                    (self.clone(), tx.clone(), ks.spec.name.clone(), key.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(this.read_replica(node, ksn, key).await).await;
+                });
+            }
+        }
+        drop(tx);
+        loop {
+            match quorum.decision() {
+                Decision::Reached => break,
+                Decision::Failed { reached, unknown } => {
+                    return Err(if unknown {
+                        CoordError::Timeout {
+                            what: "read",
+                            needed,
+                            reached,
+                            ms: started.elapsed().as_millis(),
+                            write: false,
+                        }
+                    } else {
+                        CoordError::Unavailable { needed, reached }
+                    });
+                }
+                Decision::Pending => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) | Ok(None) => {
+                    quorum.deadline();
+                }
+                Ok(Some((node, Ok(rec)))) => {
+                    replies.push((node, rec));
+                    quorum.success();
+                }
+                Ok(Some((_, Err(e)))) => {
+                    quorum.failure(classify(&e));
+                }
+            }
+        }
+        let merged = merge_all(
+            ks.spec.conflict,
+            replies.iter().filter_map(|(_, r)| r.as_ref()),
+        )?;
+        if let Some(m) = &merged {
+            self.db.observe(m.max_timestamp());
+            if level == Level::All {
+                self.repair(ks, key, m, &replies).await;
+            } else {
+                let (this, ks, key, m) = (self.clone(), ks.clone(), key.clone(), m.clone());
+                tokio::spawn(async move {
+                    // Collect the slower replicas' answers too, then repair.
+                    while let Ok(Some((node, r))) =
+                        tokio::time::timeout_at(deadline, rx.recv()).await
+                    {
+                        if let Ok(rec) = r {
+                            replies.push((node, rec));
+                        }
+                    }
+                    this.repair(&ks, &key, &m, &replies).await;
+                });
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Sends `merged` to every replica whose reply lacked part of it.
+    async fn repair(
+        self: &Arc<Self>,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        merged: &Record,
+        replies: &[(NodeId, Option<Record>)],
+    ) {
+        let encoded = merged.encode();
+        let mut calls = Vec::new();
+        for (node, rec) in replies {
+            if !is_stale(ks.spec.conflict, rec.as_ref(), merged) {
+                continue;
+            }
+            if **node == *self.me.node_id {
+                match self.db.replica_merge(ks, key, merged) {
+                    Ok(_) => {
+                        self.db.metrics.read_repairs.inc();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "local read repair failed"),
+                }
+            } else if let Some(member) = self.member(node) {
+                let req = PeerRequest::Put {
+                    keyspace: ks.spec.name.clone(),
+                    key: key.clone(),
+                    record: encoded.clone(),
+                };
+                calls.push(async move {
+                    self.pool
+                        .call(&member.peer_addr, req, self.request_timeout)
+                        .await
+                });
+            }
+        }
+        for r in futures::future::join_all(calls).await {
+            match r {
+                Ok(_) => {
+                    self.db.metrics.read_repairs.inc();
+                }
+                Err(e) => tracing::debug!(error = %e, "read repair not delivered"),
+            }
+        }
+    }
+
+    /// Writes a new version of `key` at `level`. Returns whether this node
+    /// stored a copy (then the caller awaits local durability before it
+    /// acknowledges).
+    ///
+    /// # Errors
+    /// `UNAVAILABLE`, or `TIMEOUT … outcome unknown` when fewer than W
+    /// replicas confirmed in time (the write may still land).
+    pub async fn write(
+        self: &Arc<Self>,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        context: WriteContext,
+        new: NewVersion,
+        level: Level,
+    ) -> Result<bool, CoordError> {
+        let started = Instant::now();
+        let replicas = self.replicas(ks.spec.replicas, key);
+        let n = replicas.len() as u32;
+        let needed = level.required(n);
+        if !replicas.iter().any(|r| **r == *self.me.node_id) {
+            return self
+                .forward_write(ks, key, context, new, level, &replicas, needed)
+                .await;
+        }
+        // Refuse before storing anything when too few replicas are up, so
+        // an UNAVAILABLE write surely did not happen.
+        self.precheck(&replicas, needed)?;
+        let record = self.db.coordinate(ks, key, &context, new)?;
+        let mut quorum = Quorum::new(needed, n);
+        quorum.success();
+        let encoded = record.encode();
+        let (tx, mut rx) = mpsc::channel::<Result<(), CallError>>(replicas.len().max(1));
+        for node in replicas.iter().filter(|r| ***r != *self.me.node_id) {
+            let Some(member) = self.member(node) else {
+                quorum.failure(ReplicaFailure::Unreachable);
+                continue;
+            };
+            let req = PeerRequest::Put {
+                keyspace: ks.spec.name.clone(),
+                key: key.clone(),
+                record: encoded.clone(),
+            };
+            let (this, tx) = (self.clone(), tx.clone());
+            tokio::spawn(async move {
+                let r = this
+                    .pool
+                    .call(&member.peer_addr, req, this.request_timeout)
+                    .await
+                    .map(|_| ());
+                let _ = tx.send(r).await;
+            });
+        }
+        drop(tx);
+        let deadline = started + self.request_timeout;
+        loop {
+            match quorum.decision() {
+                Decision::Reached => return Ok(true),
+                Decision::Failed {
+                    reached,
+                    unknown: false,
+                } => {
+                    // Replicas refused connections after the precheck; this
+                    // replica stored the write, so it may still appear.
+                    return Err(CoordError::Raw(format!(
+                        "UNAVAILABLE not enough replicas: needed {needed}, reached {reached}; \
+                         stored on {reached}, outcome unknown"
+                    )));
+                }
+                Decision::Failed {
+                    reached,
+                    unknown: true,
+                } => {
+                    // This replica stored the write, so its outcome is
+                    // unknown to the client whatever the others did.
+                    return Err(CoordError::Timeout {
+                        what: "write",
+                        needed,
+                        reached,
+                        ms: started.elapsed().as_millis(),
+                        write: true,
+                    });
+                }
+                Decision::Pending => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) | Ok(None) => {
+                    quorum.deadline();
+                }
+                Ok(Some(Ok(()))) => {
+                    quorum.success();
+                }
+                Ok(Some(Err(e))) => {
+                    quorum.failure(classify(&e));
+                }
+            }
+        }
+    }
+
+    /// `UNAVAILABLE` unless at least `needed` of `replicas` are up.
+    fn precheck(&self, replicas: &[NodeId], needed: u32) -> Result<(), CoordError> {
+        let up = replicas.iter().filter(|r| self.is_up(r)).count() as u32;
+        if up < needed {
+            return Err(CoordError::Unavailable {
+                needed,
+                reached: up,
+            });
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward_write(
+        self: &Arc<Self>,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        context: WriteContext,
+        new: NewVersion,
+        level: Level,
+        replicas: &[NodeId],
+        needed: u32,
+    ) -> Result<bool, CoordError> {
+        let context = match context {
+            WriteContext::Local => None,
+            WriteContext::Given(vv) => Some(vv.encode()),
+        };
+        for node in replicas {
+            let Some(member) = self.member(node) else {
+                continue;
+            };
+            let req = PeerRequest::Write {
+                keyspace: ks.spec.name.clone(),
+                key: key.clone(),
+                context: context.clone(),
+                version: new.clone(),
+                level,
+            };
+            // The coordinating replica has its own deadline; allow for it.
+            match self
+                .pool
+                .call(&member.peer_addr, req, self.request_timeout * 2)
+                .await
+            {
+                Ok(_) => return Ok(false),
+                Err(CallError::Remote { message, .. }) => {
+                    return Err(CoordError::Forwarded(message))
+                }
+                Err(e) if e.surely_not_applied() => continue,
+                Err(_) => {
+                    return Err(CoordError::Timeout {
+                        what: "write",
+                        needed,
+                        reached: 0,
+                        ms: self.request_timeout.as_millis() * 2,
+                        write: true,
+                    })
+                }
+            }
+        }
+        Err(CoordError::Unavailable { needed, reached: 0 })
+    }
+}
+
+/// Merges the replies' records into one (`None` if no replica had any).
+///
+/// # Errors
+/// Undecodable causal metadata.
+pub fn merge_all<'a>(
+    conflict: Conflict,
+    records: impl Iterator<Item = &'a Record>,
+) -> Result<Option<Record>, CoordError> {
+    let mut merged: Option<Record> = None;
+    for r in records {
+        merged = Some(match merged {
+            None => r.clone(),
+            Some(m) => {
+                merge_records(conflict, &m, r).map_err(|e| CoordError::Other(e.to_string()))?
+            }
+        });
+    }
+    Ok(merged)
+}
+
+/// A peer asked this replica to coordinate a write.
+pub async fn handle_forwarded_write(
+    cluster: &Arc<Cluster>,
+    keyspace: String,
+    key: Bytes,
+    context: Option<Bytes>,
+    version: NewVersion,
+    level: Level,
+) -> PeerResponse {
+    let Some(ks) = cluster.db.catalog.get(&keyspace) else {
+        return error(format!("ERR keyspace '{keyspace}' does not exist"));
+    };
+    let context = match context {
+        None => WriteContext::Local,
+        Some(b) => match VersionVector::decode(&b) {
+            Ok(vv) => WriteContext::Given(vv),
+            Err(e) => return error(format!("ERR bad causal context: {e}")),
+        },
+    };
+    match cluster.write(&ks, &key, context, version, level).await {
+        Ok(local) => {
+            if local {
+                if let Err(e) = cluster.db.durable().await {
+                    return error(format!("ERR write not durable: {e}"));
+                }
+            }
+            PeerResponse::Done
+        }
+        Err(e) => error(e),
+    }
+}
+
+/// A peer forwarded a client command to this node (the partition's
+/// coordinator for a strong keyspace).
+pub async fn handle_forwarded_command(
+    cluster: &Arc<Cluster>,
+    keyspace: String,
+    args: Vec<Bytes>,
+    read_level: Option<Level>,
+    write_level: Option<Level>,
+) -> PeerResponse {
+    let mut conn = crate::cmd::ConnState::new(0);
+    conn.keyspace = keyspace;
+    conn.read_level = read_level;
+    conn.write_level = write_level;
+    conn.forwarded = true;
+    let mut frame = crate::cmd::execute(cluster, &mut conn, args).await;
+    if conn.wrote {
+        if let Err(e) = cluster.db.durable().await {
+            frame = Frame::error(format!("ERR write not durable: {e}"));
+        }
+    }
+    let mut out = bytes::BytesMut::new();
+    fulcrum_proto::encode(&frame, fulcrum_proto::Protocol::Resp3, &mut out);
+    PeerResponse::Reply(out.freeze())
+}

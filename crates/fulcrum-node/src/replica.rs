@@ -1,0 +1,166 @@
+//! Replica-side operations of eventual keyspaces on the local database:
+//! read the stored record, merge a record sent by a coordinator, and
+//! coordinate a new version (assign its dot and timestamp).
+//!
+//! Merge rules by the keyspace's conflict setting:
+//! - `siblings`: dotted version vector sets (`fulcrum_core::dvv`): a
+//!   version survives unless the other side's causal context covers it;
+//! - `lww`: the version with the highest (timestamp, tombstone, value)
+//!   wins.
+
+use bytes::Bytes;
+use fulcrum_core::dvv::{self, VersionVector};
+use fulcrum_core::keyspace::Conflict;
+use fulcrum_core::record::{Record, Version};
+use fulcrum_storage::Batch;
+
+use crate::catalog::Keyspace;
+use crate::db::{wall_ms, Db, DbError};
+use crate::expiry;
+
+/// What causal context a new write supersedes.
+#[derive(Debug, Clone)]
+pub enum WriteContext {
+    /// Everything the coordinating replica has stored for the key (plain
+    /// SET/DEL: overwrite what this replica knows).
+    Local,
+    /// Exactly what a client read (VSET/VDEL with CONTEXT, or a
+    /// read-modify-write command's quorum read).
+    Given(VersionVector),
+}
+
+/// A new value (or delete) before the coordinator stamps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewVersion {
+    pub value: Bytes,
+    pub tombstone: bool,
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Merges two stored records of one key by the keyspace's rule.
+///
+/// # Errors
+/// A record whose causal metadata cannot be decoded.
+pub fn merge_records(conflict: Conflict, a: &Record, b: &Record) -> Result<Record, dvv::DvvError> {
+    match conflict {
+        Conflict::Lww => Ok(dvv::lww_merge(a, b)),
+        Conflict::Siblings => {
+            let sa = dvv::from_record(a)?;
+            let sb = dvv::from_record(b)?;
+            Ok(dvv::to_record(&sa.merge(&sb)))
+        }
+    }
+}
+
+/// Whether `replica`'s record lacks something that `merged` has.
+pub fn is_stale(conflict: Conflict, replica: Option<&Record>, merged: &Record) -> bool {
+    match replica {
+        None => !merged.versions.is_empty(),
+        Some(r) => match merge_records(conflict, r, merged) {
+            Ok(m) => m != *r,
+            Err(_) => true,
+        },
+    }
+}
+
+impl Db {
+    fn corrupt(ks: &Keyspace, e: impl std::fmt::Display) -> DbError {
+        DbError::Replica(format!(
+            "keyspace '{}': unreadable causal metadata: {e}",
+            ks.spec.name
+        ))
+    }
+
+    /// Merges `incoming` into the stored record of `key`. Returns whether
+    /// anything changed (then the caller awaits durability before
+    /// acknowledging).
+    ///
+    /// # Errors
+    /// Storage failure or undecodable records.
+    pub fn replica_merge(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        incoming: &Record,
+    ) -> Result<bool, DbError> {
+        self.observe(incoming.max_timestamp());
+        let _guard = self.lock_key(&ks.table, key);
+        let current = self.read_record(ks, key)?;
+        let merged = match &current {
+            None => incoming.clone(),
+            Some(cur) => {
+                merge_records(ks.spec.conflict, cur, incoming).map_err(|e| Self::corrupt(ks, e))?
+            }
+        };
+        if current.as_ref() == Some(&merged) {
+            return Ok(false);
+        }
+        self.store(ks, key, &merged)?;
+        Ok(true)
+    }
+
+    /// Stamps a new version at this replica: a fresh timestamp and, for
+    /// sibling keyspaces, a dot of this node; supersedes `context`; stores
+    /// it. Returns the whole new record, which the coordinator sends to the
+    /// other replicas.
+    ///
+    /// # Errors
+    /// Storage failure or undecodable records.
+    pub fn coordinate(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        context: &WriteContext,
+        new: NewVersion,
+    ) -> Result<Record, DbError> {
+        let _guard = self.lock_key(&ks.table, key);
+        let now = wall_ms();
+        let timestamp = self.timestamp(now);
+        let version = Version {
+            value: new.value,
+            tombstone: new.tombstone,
+            timestamp,
+            expires_at_ms: new.expires_at_ms,
+        };
+        let current = self.read_record(ks, key)?;
+        let record = match ks.spec.conflict {
+            Conflict::Lww => match &current {
+                Some(cur) => dvv::lww_merge(cur, &Record::single(version)),
+                None => Record::single(version),
+            },
+            Conflict::Siblings => {
+                let state = match &current {
+                    Some(cur) => dvv::from_record(cur).map_err(|e| Self::corrupt(ks, e))?,
+                    None => dvv::DvvSet::new(),
+                };
+                let ctx = match context {
+                    WriteContext::Local => state.context().clone(),
+                    WriteContext::Given(vv) => vv.clone(),
+                };
+                // The HLC floor keeps this node's dot counters increasing
+                // even if its local copy of the key was lost.
+                let me = fulcrum_core::ring::NodeId::from(self.node_id.as_str());
+                dvv::to_record(&state.update_with_floor(&ctx, &me, version, timestamp.0))
+            }
+        };
+        self.store(ks, key, &record)?;
+        Ok(record)
+    }
+
+    /// Writes a record and its expiry-index entries in one batch.
+    fn store(&self, ks: &Keyspace, key: &[u8], record: &Record) -> Result<(), DbError> {
+        let mut batch = Batch::new();
+        for v in &record.versions {
+            if let (Some(at), false) = (v.expires_at_ms, v.tombstone) {
+                batch.put(
+                    expiry::TABLE,
+                    expiry::index_key(at, &ks.table, key),
+                    Bytes::new(),
+                );
+            }
+        }
+        batch.put(&ks.table, Bytes::copy_from_slice(key), record.encode());
+        self.storage.write(batch)?;
+        Ok(())
+    }
+}
