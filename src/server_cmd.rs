@@ -32,6 +32,9 @@ pub struct ServerArgs {
     /// Node-to-node address [default: 127.0.0.1:7381].
     #[arg(long, env = "FULCRUM_PEER_ADDR")]
     peer_addr: Option<SocketAddr>,
+    /// Peer address other members dial, if not --peer-addr (NAT, containers, proxies).
+    #[arg(long, env = "FULCRUM_PEER_ADVERTISE_ADDR")]
+    peer_advertise_addr: Option<String>,
     /// Peer addresses of members to join, comma separated; empty starts a new cluster.
     #[arg(long, env = "FULCRUM_SEEDS", value_delimiter = ',')]
     seeds: Option<Vec<String>>,
@@ -82,6 +85,7 @@ impl ServerArgs {
             resp_addr: self.resp_addr,
             http_addr: self.http_addr,
             peer_addr: self.peer_addr,
+            peer_advertise_addr: self.peer_advertise_addr,
             seeds: self.seeds,
             dc: self.dc,
             rack: self.rack,

@@ -28,6 +28,9 @@ pub struct NodeConfig {
     pub http_addr: SocketAddr,
     /// Node-to-node traffic.
     pub peer_addr: SocketAddr,
+    /// The peer address other members should dial, when it differs from
+    /// `peer-addr` (NAT, containers, or a fault-injecting proxy in tests).
+    pub peer_advertise_addr: Option<String>,
     /// Peer addresses of members to join; empty starts a new cluster.
     pub seeds: Vec<String>,
     /// Placement domains: replicas of a key spread over distinct DCs/racks.
@@ -63,6 +66,7 @@ impl Default for NodeConfig {
             resp_addr: SocketAddr::from(([127, 0, 0, 1], 7379)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7380)),
             peer_addr: SocketAddr::from(([127, 0, 0, 1], 7381)),
+            peer_advertise_addr: None,
             seeds: Vec::new(),
             dc: "dc1".to_string(),
             rack: "r1".to_string(),
@@ -103,6 +107,7 @@ pub struct ConfigOverrides {
     pub resp_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
     pub peer_addr: Option<SocketAddr>,
+    pub peer_advertise_addr: Option<String>,
     pub seeds: Option<Vec<String>>,
     pub dc: Option<String>,
     pub rack: Option<String>,
@@ -172,6 +177,9 @@ impl NodeConfig {
         set(&mut self.resp_addr, o.resp_addr);
         set(&mut self.http_addr, o.http_addr);
         set(&mut self.peer_addr, o.peer_addr);
+        if o.peer_advertise_addr.is_some() {
+            self.peer_advertise_addr = o.peer_advertise_addr;
+        }
         set(&mut self.seeds, o.seeds);
         set(&mut self.dc, o.dc);
         set(&mut self.rack, o.rack);

@@ -120,7 +120,10 @@ impl Node {
         let config = Arc::new(shown);
         let me = Member {
             node_id: config.node_id.clone(),
-            peer_addr: peer_addr.to_string(),
+            peer_addr: config
+                .peer_advertise_addr
+                .clone()
+                .unwrap_or_else(|| peer_addr.to_string()),
             resp_addr: resp_addr.to_string(),
             http_addr: http_addr.to_string(),
             dc: config.dc.clone(),
