@@ -387,6 +387,27 @@ impl Cluster {
                     Err(e) => error(e),
                 }
             }
+            PeerRequest::Hint {
+                target,
+                keyspace,
+                key,
+                record,
+            } => {
+                let Some(ks) = self.db.catalog.get(&keyspace) else {
+                    return error(format!("keyspace '{keyspace}' does not exist"));
+                };
+                let record = match Record::decode(&record) {
+                    Ok(r) => r,
+                    Err(e) => return error(format!("undecodable record: {e}")),
+                };
+                match self.db.store_hint(&target, &ks, &key, &record) {
+                    Ok(()) => match self.db.durable().await {
+                        Ok(()) => PeerResponse::Done,
+                        Err(e) => error(e),
+                    },
+                    Err(e) => error(e),
+                }
+            }
             PeerRequest::Write {
                 keyspace,
                 key,

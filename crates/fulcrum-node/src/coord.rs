@@ -267,22 +267,44 @@ impl Cluster {
         let replicas = self.replicas(ks.spec.replicas, key);
         let n = replicas.len() as u32;
         let needed = level.required(n);
+        let any = level == Level::Any;
         if !replicas.iter().any(|r| **r == *self.me.node_id) {
-            return self
-                .forward_write(ks, key, context, new, level, &replicas, needed)
-                .await;
+            if replicas.iter().any(|r| self.is_up(r)) || !any {
+                return self
+                    .forward_write(ks, key, context, new, level, &replicas, needed)
+                    .await;
+            }
+            // WRITE ANY with every replica down: this node keeps the write
+            // as hints for all of them.
+            let record = self.db.coordinate_detached(ks, &context, new)?;
+            for node in &replicas {
+                self.db.store_hint(node, ks, key, &record)?;
+            }
+            return Ok(true);
         }
         // Refuse before storing anything when too few replicas are up, so
-        // an UNAVAILABLE write surely did not happen.
-        self.precheck(&replicas, needed)?;
+        // an UNAVAILABLE write surely did not happen. (ANY needs only this
+        // node, which can hold hints.)
+        if !any {
+            self.precheck(&replicas, needed)?;
+        }
         let record = self.db.coordinate(ks, key, &context, new)?;
         let mut quorum = Quorum::new(needed, n);
         quorum.success();
         let encoded = record.encode();
         let (tx, mut rx) = mpsc::channel::<Result<(), CallError>>(replicas.len().max(1));
+        let mut fallbacks = self.fallbacks(key, replicas.len());
         for node in replicas.iter().filter(|r| ***r != *self.me.node_id) {
-            let Some(member) = self.member(node) else {
-                quorum.failure(ReplicaFailure::Unreachable);
+            let member = self.member(node);
+            let Some(member) = member.filter(|_| self.is_up(node)) else {
+                // Sloppy quorum: the write goes to the next healthy node
+                // past the preference list as a hint (or stays here).
+                let hinted = self.hand_off(&mut fallbacks, node, ks, key, &record).await;
+                if hinted && any {
+                    quorum.success();
+                } else {
+                    quorum.failure(ReplicaFailure::Unreachable);
+                }
                 continue;
             };
             let req = PeerRequest::Put {
@@ -342,6 +364,56 @@ impl Cluster {
                 Ok(Some(Err(e))) => {
                     quorum.failure(classify(&e));
                 }
+            }
+        }
+    }
+
+    /// Healthy nodes past the first `n` of `key`'s ring walk, nearest
+    /// first: where hints for down replicas go.
+    fn fallbacks(&self, key: &[u8], n: usize) -> Vec<NodeId> {
+        let ring = self.ring();
+        ring.successors(ring.partition_of(key))
+            .skip(n)
+            .filter(|node| self.is_up(node) && ***node != *self.me.node_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Stores `record` as a hint for `target` on the next fallback node
+    /// that takes it, or on this node. Returns whether a hint was stored.
+    async fn hand_off(
+        self: &Arc<Self>,
+        fallbacks: &mut Vec<NodeId>,
+        target: &NodeId,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        record: &Record,
+    ) -> bool {
+        while !fallbacks.is_empty() {
+            let holder = fallbacks.remove(0);
+            let Some(member) = self.member(&holder) else {
+                continue;
+            };
+            let req = PeerRequest::Hint {
+                target: target.to_string(),
+                keyspace: ks.spec.name.clone(),
+                key: key.clone(),
+                record: record.encode(),
+            };
+            if self
+                .pool
+                .call(&member.peer_addr, req, self.request_timeout)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        match self.db.store_hint(target, ks, key, record) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store a hint");
+                false
             }
         }
     }

@@ -80,6 +80,11 @@ pub struct Db {
 
 /// Milliseconds since the Unix epoch by the system clock.
 pub fn wall_ms() -> u64 {
+    // Simulation: the simulated clock, so runs repeat exactly.
+    #[cfg(feature = "sim")]
+    if let Some(ms) = crate::netio::sim_wall_ms() {
+        return ms;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -100,6 +105,7 @@ impl Db {
     ) -> Result<Db, DbError> {
         let catalog = Catalog::open(storage.clone())?;
         storage.create_table(expiry::TABLE)?;
+        storage.create_table(crate::hints::TABLE)?;
         let commit = GroupCommit::new(storage.clone(), fsync)?;
         Ok(Db {
             node_id,
@@ -144,6 +150,10 @@ impl Db {
     /// # Errors
     /// The fsync failed; the write must not be acknowledged.
     pub async fn durable(&self) -> Result<(), DbError> {
+        // Simulation: an inline sync on simulated time (see `netio`).
+        #[cfg(feature = "sim")]
+        return Ok(crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await?);
+        #[cfg(not(feature = "sim"))]
         Ok(self.commit.durable().await?)
     }
 

@@ -9,12 +9,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::db::Db;
+use crate::netio::TcpListener;
 
 #[derive(Clone)]
 struct AppState {
@@ -53,6 +53,8 @@ pub struct Status {
     pub keyspaces: Vec<KeyspaceStatus>,
     pub fsync: String,
     pub uptime_seconds: u64,
+    /// Hints this node holds for replicas that were down.
+    pub hints_pending: u64,
 }
 
 pub fn router(cluster: Arc<Cluster>, config: Arc<NodeConfig>) -> Router {
@@ -75,7 +77,7 @@ pub async fn serve(
     config: Arc<NodeConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(cluster, config))
+    axum::serve(crate::netio::http_listener(listener), router(cluster, config))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -133,6 +135,7 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
         keyspaces,
         fsync: s.db.fsync.to_string(),
         uptime_seconds: s.db.uptime().as_secs(),
+        hints_pending: s.db.hint_backlog(),
     })
 }
 
@@ -144,6 +147,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
                 .set_keyspace_size(&ks.spec.name, stats.approximate_keys, stats.disk_bytes);
         }
     }
+    db.metrics.hints_pending.set(db.hint_backlog() as i64);
     let gc = db.group_commit();
     db.metrics.fsyncs.set(gc.syncs() as i64);
     (

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub connections_total: Counter,
     pub expired_keys: Counter,
     pub read_repairs: Counter,
+    pub hints_stored: Counter,
+    pub hints_delivered: Counter,
+    pub hints_pending: Gauge,
     pub fsyncs: Gauge,
     pub durable_waits: Gauge,
     keyspace_keys: Family<Labels, Gauge>,
@@ -48,6 +51,9 @@ impl Metrics {
         let connections_total = Counter::default();
         let expired_keys = Counter::default();
         let read_repairs = Counter::default();
+        let hints_stored = Counter::default();
+        let hints_delivered = Counter::default();
+        let hints_pending = Gauge::default();
         let fsyncs = Gauge::default();
         let durable_waits = Gauge::default();
         let keyspace_keys = Family::<Labels, Gauge>::default();
@@ -83,6 +89,21 @@ impl Metrics {
             "Stale replicas updated by read repair",
             read_repairs.clone(),
         );
+        registry.register(
+            "hints_stored",
+            "Hints stored for replicas that were down",
+            hints_stored.clone(),
+        );
+        registry.register(
+            "hints_delivered",
+            "Hints delivered to their replica",
+            hints_delivered.clone(),
+        );
+        registry.register(
+            "hints_pending",
+            "Hints waiting for delivery",
+            hints_pending.clone(),
+        );
         registry.register("fsyncs", "Fsyncs done by group commit", fsyncs.clone());
         registry.register(
             "durable_waits",
@@ -108,6 +129,9 @@ impl Metrics {
             connections_total,
             expired_keys,
             read_repairs,
+            hints_stored,
+            hints_delivered,
+            hints_pending,
             fsyncs,
             durable_waits,
             keyspace_keys,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fulcrum_storage::{FjallConfig, FjallStorage, Storage, StorageError};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -16,6 +15,7 @@ use crate::config::NodeConfig;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::net::Member;
+use crate::netio::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -157,6 +157,11 @@ impl Node {
                 .clone()
                 .run_prober(Duration::from_millis(250), rx.clone()),
         ));
+        tasks.push(tokio::spawn(crate::hints::run_replay(
+            cluster.clone(),
+            Duration::from_millis(500),
+            rx.clone(),
+        )));
         tasks.push(tokio::spawn(crate::expiry::run_sweeper(
             db.clone(),
             Duration::from_millis(config.sweep_interval_ms),

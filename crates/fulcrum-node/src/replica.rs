@@ -147,6 +147,42 @@ impl Db {
         Ok(record)
     }
 
+    /// Stamps a new version without reading or storing anything locally:
+    /// for a coordinator that holds no copy of the key (hints only).
+    ///
+    /// # Errors
+    /// None today; kept fallible like [`Db::coordinate`].
+    pub fn coordinate_detached(
+        &self,
+        ks: &Keyspace,
+        context: &WriteContext,
+        new: NewVersion,
+    ) -> Result<Record, DbError> {
+        let timestamp = self.timestamp(wall_ms());
+        let version = Version {
+            value: new.value,
+            tombstone: new.tombstone,
+            timestamp,
+            expires_at_ms: new.expires_at_ms,
+        };
+        Ok(match ks.spec.conflict {
+            Conflict::Lww => Record::single(version),
+            Conflict::Siblings => {
+                let ctx = match context {
+                    WriteContext::Local => VersionVector::new(),
+                    WriteContext::Given(vv) => vv.clone(),
+                };
+                let me = fulcrum_core::ring::NodeId::from(self.node_id.as_str());
+                dvv::to_record(&dvv::DvvSet::new().update_with_floor(
+                    &ctx,
+                    &me,
+                    version,
+                    timestamp.0,
+                ))
+            }
+        })
+    }
+
     /// Writes a record and its expiry-index entries in one batch.
     fn store(&self, ks: &Keyspace, key: &[u8], record: &Record) -> Result<(), DbError> {
         let mut batch = Batch::new();

@@ -61,6 +61,13 @@ pub enum PeerRequest {
         key: Bytes,
         record: Bytes,
     },
+    /// Keep `record` as a hint for `target`, which is down.
+    Hint {
+        target: String,
+        keyspace: String,
+        key: Bytes,
+        record: Bytes,
+    },
     /// Coordinate a write at this replica (the sender is not one).
     /// `context`: an encoded version vector, or `None` for "what the
     /// coordinating replica has".

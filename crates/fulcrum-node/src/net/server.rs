@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
 use super::message::{Body, Envelope, PeerResponse};
 use super::transport::codec;
 use crate::cluster::Cluster;
+use crate::netio::{TcpListener, TcpStream};
 
 /// Serves peer requests until `shutdown` turns true.
 pub async fn serve(

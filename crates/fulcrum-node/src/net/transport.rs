@@ -10,18 +10,17 @@
 //! — the peer surely did not apply it; one that was sent but not answered
 //! is `Unknown`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::message::{Body, Envelope, PeerRequest, PeerResponse, MAX_FRAME};
+use crate::netio::{HashMap, TcpStream};
 
 /// Requests queued per peer before callers wait (backpressure).
 const QUEUE: usize = 4096;
@@ -73,7 +72,7 @@ pub fn codec() -> LengthDelimitedCodec {
 impl PeerPool {
     pub fn new(connect_timeout: Duration) -> Self {
         PeerPool {
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::default()),
             connect_timeout,
         }
     }
@@ -160,7 +159,7 @@ async fn run_connection(
     };
     let _ = stream.set_nodelay(true);
     let (mut sink, mut frames) = Framed::new(stream, codec()).split();
-    let mut pending: HashMap<u64, Reply> = HashMap::new();
+    let mut pending: HashMap<u64, Reply> = HashMap::default();
     let mut next_id = 1u64;
     loop {
         tokio::select! {

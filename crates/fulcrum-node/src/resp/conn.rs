@@ -12,11 +12,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use fulcrum_proto::{encode, Frame, ProtoError, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use crate::cmd::{self, ConnState};
+use crate::netio::TcpStream;
 
 /// Most requests answered in one batch before replies are flushed.
 const MAX_BATCH: usize = 1024;

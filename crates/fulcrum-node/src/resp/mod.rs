@@ -6,10 +6,10 @@ mod conn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
+use crate::netio::TcpListener;
 
 /// Serves RESP on `listener` until `shutdown` turns true. The listener is
 /// passed in so tests can bind `127.0.0.1:0`.
