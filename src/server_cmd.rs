@@ -65,6 +65,9 @@ pub struct ServerArgs {
     /// Most concurrent client connections [default: 10000].
     #[arg(long, env = "FULCRUM_MAX_CLIENTS")]
     max_clients: Option<usize>,
+    /// How often replicas compare Merkle trees (anti-entropy), in ms [default: 10000].
+    #[arg(long, env = "FULCRUM_AAE_INTERVAL_MS")]
+    aae_interval_ms: Option<u64>,
     /// Coordinated reads and writes answer TIMEOUT after this many ms [default: 2000].
     #[arg(long, env = "FULCRUM_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
@@ -97,6 +100,7 @@ impl ServerArgs {
             sweep_interval_ms: self.sweep_interval_ms,
             max_clients: self.max_clients,
             request_timeout_ms: self.request_timeout_ms,
+            aae_interval_ms: self.aae_interval_ms,
             allow_faults: self.allow_faults,
         };
         Ok(NodeConfig::load(self.config.as_deref(), overrides)?)

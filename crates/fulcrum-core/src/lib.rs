@@ -10,6 +10,7 @@ pub mod hlc;
 pub mod keyspace;
 pub mod level;
 pub mod limits;
+pub mod merkle;
 pub mod quorum;
 pub mod record;
 pub mod ring;

@@ -42,6 +42,9 @@ struct Membership {
 pub struct Faults {
     /// Replica writes from peers are applied only after this delay.
     pub delay_puts_ms: std::sync::atomic::AtomicU64,
+    /// Replica writes from peers are refused (the replica misses them; only
+    /// read repair or anti-entropy bring them back).
+    pub drop_puts: std::sync::atomic::AtomicBool,
 }
 
 pub struct Cluster {
@@ -371,6 +374,13 @@ impl Cluster {
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
+                if self
+                    .faults
+                    .drop_puts
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    return error("replica write dropped by fault injection");
+                }
                 let Some(ks) = self.db.catalog.get(&keyspace) else {
                     return error(format!("keyspace '{keyspace}' does not exist"));
                 };
@@ -387,6 +397,9 @@ impl Cluster {
                     Err(e) => error(e),
                 }
             }
+            req @ (PeerRequest::AaeRoots { .. }
+            | PeerRequest::AaeSegments { .. }
+            | PeerRequest::AaeKeys { .. }) => self.handle_aae(req),
             PeerRequest::Hint {
                 target,
                 keyspace,

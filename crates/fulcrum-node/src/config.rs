@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub sweep_interval_ms: u64,
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
+    /// How often replicas compare Merkle trees (anti-entropy), ms.
+    pub aae_interval_ms: u64,
     /// How long a coordinated read or write may take before `TIMEOUT`, ms.
     pub request_timeout_ms: u64,
     /// Accept `FAULT …` commands (tests, demos, `fulcrum verify`). Never
@@ -78,6 +80,7 @@ impl Default for NodeConfig {
             sweep_interval_ms: 100,
             max_clients: 10_000,
             request_timeout_ms: 2_000,
+            aae_interval_ms: 10_000,
             allow_faults: false,
         }
     }
@@ -119,6 +122,7 @@ pub struct ConfigOverrides {
     pub sweep_interval_ms: Option<u64>,
     pub max_clients: Option<usize>,
     pub request_timeout_ms: Option<u64>,
+    pub aae_interval_ms: Option<u64>,
     pub allow_faults: Option<bool>,
 }
 
@@ -191,6 +195,7 @@ impl NodeConfig {
         set(&mut self.sweep_interval_ms, o.sweep_interval_ms);
         set(&mut self.max_clients, o.max_clients);
         set(&mut self.request_timeout_ms, o.request_timeout_ms);
+        set(&mut self.aae_interval_ms, o.aae_interval_ms);
         set(&mut self.allow_faults, o.allow_faults);
     }
 
@@ -248,6 +253,9 @@ impl NodeConfig {
         }
         if self.sweep_interval_ms == 0 {
             return invalid("sweep-interval-ms", "must be at least 1");
+        }
+        if self.aae_interval_ms < 100 {
+            return invalid("aae-interval-ms", "must be at least 100");
         }
         if self.request_timeout_ms == 0 {
             return invalid("request-timeout-ms", "must be at least 1");

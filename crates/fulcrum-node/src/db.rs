@@ -76,11 +76,13 @@ pub struct Db {
     clock: Mutex<HlcClock>,
     locks: KeyLocks,
     started: Instant,
+    /// Anti-entropy Merkle trees of the eventual keyspaces' records.
+    pub trees: crate::aae::Trees,
 }
 
 /// Milliseconds since the Unix epoch by the system clock.
 pub fn wall_ms() -> u64 {
-    // Simulation: the simulated clock, so runs repeat exactly.
+    // Inside a simulation: the simulated clock, so runs repeat exactly.
     #[cfg(feature = "sim")]
     if let Some(ms) = crate::netio::sim_wall_ms() {
         return ms;
@@ -106,6 +108,7 @@ impl Db {
         let catalog = Catalog::open(storage.clone())?;
         storage.create_table(expiry::TABLE)?;
         storage.create_table(crate::hints::TABLE)?;
+        storage.create_table(crate::aae::TABLE)?;
         let commit = GroupCommit::new(storage.clone(), fsync)?;
         Ok(Db {
             node_id,
@@ -118,6 +121,11 @@ impl Db {
             clock: Mutex::new(HlcClock::new()),
             locks: KeyLocks::new(),
             started: Instant::now(),
+            trees: crate::aae::Trees::default(),
+        })
+        .and_then(|db: Db| {
+            db.aae_rebuild()?;
+            Ok(db)
         })
     }
 
@@ -150,10 +158,11 @@ impl Db {
     /// # Errors
     /// The fsync failed; the write must not be acknowledged.
     pub async fn durable(&self) -> Result<(), DbError> {
-        // Simulation: an inline sync on simulated time (see `netio`).
+        // Inside a simulation: an inline sync on simulated time (`netio`).
         #[cfg(feature = "sim")]
-        return Ok(crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await?);
-        #[cfg(not(feature = "sim"))]
+        if let Some(r) = crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await {
+            return Ok(r?);
+        }
         Ok(self.commit.durable().await?)
     }
 

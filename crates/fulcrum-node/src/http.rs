@@ -77,11 +77,14 @@ pub async fn serve(
     config: Arc<NodeConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(crate::netio::http_listener(listener), router(cluster, config))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await
+    axum::serve(
+        crate::netio::http_listener(listener),
+        router(cluster, config),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.changed().await;
+    })
+    .await
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {

@@ -9,6 +9,7 @@
 //! - [`expiry`]: the TTL index and the background sweeper.
 //! - [`node`]: starts and stops all of the above.
 
+pub mod aae;
 pub mod catalog;
 pub mod cluster;
 pub mod cmd;

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub connections_total: Counter,
     pub expired_keys: Counter,
     pub read_repairs: Counter,
+    pub aae_keys_repaired: Counter,
     pub hints_stored: Counter,
     pub hints_delivered: Counter,
     pub hints_pending: Gauge,
@@ -51,6 +52,7 @@ impl Metrics {
         let connections_total = Counter::default();
         let expired_keys = Counter::default();
         let read_repairs = Counter::default();
+        let aae_keys_repaired = Counter::default();
         let hints_stored = Counter::default();
         let hints_delivered = Counter::default();
         let hints_pending = Gauge::default();
@@ -104,6 +106,11 @@ impl Metrics {
             "Hints waiting for delivery",
             hints_pending.clone(),
         );
+        registry.register(
+            "aae_keys_repaired",
+            "Keys sent or fetched by Merkle anti-entropy",
+            aae_keys_repaired.clone(),
+        );
         registry.register("fsyncs", "Fsyncs done by group commit", fsyncs.clone());
         registry.register(
             "durable_waits",
@@ -129,6 +136,7 @@ impl Metrics {
             connections_total,
             expired_keys,
             read_repairs,
+            aae_keys_repaired,
             hints_stored,
             hints_delivered,
             hints_pending,

@@ -1,42 +1,38 @@
 //! The node's seam to the network, and under the `sim` feature to time and
 //! durability as well.
 //!
-//! Default build: exactly `tokio::net`'s sockets; nothing else changes.
+//! Default build: exactly `tokio::net`'s sockets and std's `HashMap`;
+//! nothing else changes.
 //!
-//! `sim` build (used only by `crates/fulcrum-sim`): the node runs as a host
-//! inside a turmoil simulation, single-threaded on simulated time, and must
-//! behave identically for identical seeds. So:
-//! - sockets are `turmoil::net`'s (simulated TCP with latency, holds,
-//!   partitions, crashes);
+//! `sim` build (asked for by `crates/fulcrum-sim`): the node can run as a
+//! host inside a turmoil simulation, single-threaded on simulated time, and
+//! must then behave identically for identical seeds. Cargo unifies features
+//! across a workspace build, so `cargo test --workspace` compiles this crate
+//! with `sim` for every test; therefore every seam below decides at run
+//! time — inside a simulation (`turmoil::in_simulation()`) it uses the
+//! simulated thing, anywhere else exactly the tokio/std behaviour:
+//! - [`TcpListener`] / [`TcpStream`]: turmoil's simulated TCP (latency,
+//!   holds, partitions, crashes) or tokio's;
 //! - [`HashMap`] has a fixed hasher, so iterating one (the peer pool fails
 //!   its in-flight calls in map order) wakes tasks in the same order on
-//!   every run;
-//! - [`sim_wall_ms`] is the simulation's clock (its fixed epoch plus
+//!   every run (the maps hold internal ids and peer addresses only);
+//! - [`sim_wall_ms`]: the simulation's clock (its fixed epoch plus
 //!   simulated time), which `db::wall_ms` uses for HLC timestamps;
-//! - [`sim_durable`] replaces the group-commit thread's wait (an OS thread
-//!   that finishes in real time would wake tasks at a nondeterministic
-//!   simulated instant): under `fsync always` it waits a simulated fsync
-//!   latency, then syncs the storage inline. Everything written before the
-//!   call is durable when it returns, as `GroupCommit::durable` promises,
-//!   and writes stay visible-but-unsynced for that window, so a crash can
-//!   still lose them. Other policies return at once, as they do for real.
+//! - [`sim_durable`] replaces the group-commit thread's wait: an OS thread
+//!   finishes in real time and would wake the waiter at a nondeterministic
+//!   simulated instant. Under `fsync always` it waits a simulated fsync
+//!   latency ([`SIM_FSYNC_LATENCY`]), then syncs the storage inline, so
+//!   everything written before the call is durable when it returns (what
+//!   `GroupCommit::durable` promises), and writes stay visible but unsynced
+//!   for that window, where a crash can still lose them. Other policies
+//!   return at once, as they do for real.
 
 #[cfg(not(feature = "sim"))]
 pub use tokio::net::{TcpListener, TcpStream};
-#[cfg(feature = "sim")]
-pub use turmoil::net::{TcpListener, TcpStream};
 
 /// The maps whose iteration order can reach the network.
 #[cfg(not(feature = "sim"))]
 pub type HashMap<K, V> = std::collections::HashMap<K, V>;
-/// The maps whose iteration order can reach the network (fixed hasher, so
-/// the same inserts iterate in the same order on every run).
-#[cfg(feature = "sim")]
-pub type HashMap<K, V> = std::collections::HashMap<
-    K,
-    V,
-    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
->;
 
 /// The listener as `axum::serve` takes it.
 #[cfg(not(feature = "sim"))]
@@ -44,58 +40,241 @@ pub fn http_listener(listener: TcpListener) -> TcpListener {
     listener
 }
 
-/// The listener as `axum::serve` takes it.
 #[cfg(feature = "sim")]
-pub fn http_listener(listener: TcpListener) -> SimHttpListener {
-    SimHttpListener(listener)
-}
-
-/// A turmoil listener that `axum::serve` accepts.
-#[cfg(feature = "sim")]
-pub struct SimHttpListener(TcpListener);
+pub use sim::*;
 
 #[cfg(feature = "sim")]
-impl axum::serve::Listener for SimHttpListener {
-    type Io = TcpStream;
-    type Addr = std::net::SocketAddr;
+mod sim {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok(accepted) => return accepted,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// The maps whose iteration order can reach the network (fixed hasher,
+    /// so the same inserts iterate in the same order on every run).
+    pub type HashMap<K, V> = std::collections::HashMap<
+        K,
+        V,
+        std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+    >;
+
+    /// Simulated fsync latency under `fsync always`.
+    pub const SIM_FSYNC_LATENCY: Duration = Duration::from_millis(2);
+
+    /// A TCP listener: turmoil's inside a simulation, tokio's elsewhere.
+    pub enum TcpListener {
+        Tokio(tokio::net::TcpListener),
+        Sim(turmoil::net::TcpListener),
+    }
+
+    impl From<tokio::net::TcpListener> for TcpListener {
+        fn from(l: tokio::net::TcpListener) -> Self {
+            TcpListener::Tokio(l)
+        }
+    }
+
+    impl TcpListener {
+        /// Binds `addr`.
+        ///
+        /// # Errors
+        /// As the underlying `bind`.
+        pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+            if turmoil::in_simulation() {
+                Ok(TcpListener::Sim(
+                    turmoil::net::TcpListener::bind(addr).await?,
+                ))
+            } else {
+                Ok(TcpListener::Tokio(
+                    tokio::net::TcpListener::bind(addr).await?,
+                ))
+            }
+        }
+
+        /// Accepts one connection.
+        ///
+        /// # Errors
+        /// As the underlying `accept`.
+        pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+            match self {
+                TcpListener::Tokio(l) => l.accept().await.map(|(s, a)| (TcpStream::Tokio(s), a)),
+                TcpListener::Sim(l) => l.accept().await.map(|(s, a)| (TcpStream::Sim(s), a)),
+            }
+        }
+
+        /// The bound address.
+        ///
+        /// # Errors
+        /// As the underlying `local_addr`.
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
+            match self {
+                TcpListener::Tokio(l) => l.local_addr(),
+                TcpListener::Sim(l) => l.local_addr(),
             }
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
+    /// A TCP stream: turmoil's inside a simulation, tokio's elsewhere.
+    pub enum TcpStream {
+        Tokio(tokio::net::TcpStream),
+        Sim(turmoil::net::TcpStream),
     }
-}
 
-/// Simulated fsync latency under `fsync always`.
-#[cfg(feature = "sim")]
-pub const SIM_FSYNC_LATENCY: std::time::Duration = std::time::Duration::from_millis(2);
+    impl TcpStream {
+        /// Connects to `addr` (`host:port`).
+        ///
+        /// # Errors
+        /// As the underlying `connect`.
+        pub async fn connect(addr: &str) -> io::Result<TcpStream> {
+            if turmoil::in_simulation() {
+                Ok(TcpStream::Sim(
+                    turmoil::net::TcpStream::connect(addr).await?,
+                ))
+            } else {
+                Ok(TcpStream::Tokio(
+                    tokio::net::TcpStream::connect(addr).await?,
+                ))
+            }
+        }
 
-/// Wall time in the simulation: its fixed epoch plus simulated time (`None`
-/// outside a simulated host, e.g. on a blocking-pool thread).
-#[cfg(feature = "sim")]
-pub fn sim_wall_ms() -> Option<u64> {
-    turmoil::since_epoch().map(|d| d.as_millis() as u64)
-}
+        /// Sets `TCP_NODELAY` (a no-op in the simulation).
+        ///
+        /// # Errors
+        /// As the underlying `set_nodelay`.
+        pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+            match self {
+                TcpStream::Tokio(s) => s.set_nodelay(nodelay),
+                TcpStream::Sim(s) => s.set_nodelay(nodelay),
+            }
+        }
 
-/// `Db::durable` in the simulation (see the module docs).
-///
-/// # Errors
-/// The storage is closed (crashed) or its sync failed.
-#[cfg(feature = "sim")]
-pub async fn sim_durable(
-    storage: &dyn fulcrum_storage::Storage,
-    policy: fulcrum_storage::FsyncPolicy,
-) -> Result<(), fulcrum_storage::StorageError> {
-    if policy != fulcrum_storage::FsyncPolicy::Always {
-        return Ok(());
+        /// The local address.
+        ///
+        /// # Errors
+        /// As the underlying `local_addr`.
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
+            match self {
+                TcpStream::Tokio(s) => s.local_addr(),
+                TcpStream::Sim(s) => s.local_addr(),
+            }
+        }
+
+        /// The remote address.
+        ///
+        /// # Errors
+        /// As the underlying `peer_addr`.
+        pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+            match self {
+                TcpStream::Tokio(s) => s.peer_addr(),
+                TcpStream::Sim(s) => s.peer_addr(),
+            }
+        }
     }
-    tokio::time::sleep(SIM_FSYNC_LATENCY).await;
-    storage.sync()
+
+    impl AsyncRead for TcpStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                TcpStream::Tokio(s) => Pin::new(s).poll_read(cx, buf),
+                TcpStream::Sim(s) => Pin::new(s).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl AsyncWrite for TcpStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            match self.get_mut() {
+                TcpStream::Tokio(s) => Pin::new(s).poll_write(cx, buf),
+                TcpStream::Sim(s) => Pin::new(s).poll_write(cx, buf),
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                TcpStream::Tokio(s) => Pin::new(s).poll_flush(cx),
+                TcpStream::Sim(s) => Pin::new(s).poll_flush(cx),
+            }
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                TcpStream::Tokio(s) => Pin::new(s).poll_shutdown(cx),
+                TcpStream::Sim(s) => Pin::new(s).poll_shutdown(cx),
+            }
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            match self.get_mut() {
+                TcpStream::Tokio(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                TcpStream::Sim(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            }
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            match self {
+                TcpStream::Tokio(s) => s.is_write_vectored(),
+                TcpStream::Sim(s) => s.is_write_vectored(),
+            }
+        }
+    }
+
+    /// The listener as `axum::serve` takes it.
+    pub fn http_listener(listener: TcpListener) -> TcpListener {
+        listener
+    }
+
+    impl axum::serve::Listener for TcpListener {
+        type Io = TcpStream;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                match TcpListener::accept(self).await {
+                    Ok(accepted) => return accepted,
+                    // As axum does for tokio's listener: back off, go on.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+
+        fn local_addr(&self) -> io::Result<Self::Addr> {
+            TcpListener::local_addr(self)
+        }
+    }
+
+    /// Wall time in a simulation: its fixed epoch plus simulated time
+    /// (`None` outside a simulated host, e.g. on a blocking-pool thread or
+    /// in any ordinary process).
+    pub fn sim_wall_ms() -> Option<u64> {
+        turmoil::since_epoch().map(|d| d.as_millis() as u64)
+    }
+
+    /// `Db::durable` inside a simulation (see the module docs); `None`
+    /// outside one, where the caller uses its group commit.
+    pub async fn sim_durable(
+        storage: &dyn fulcrum_storage::Storage,
+        policy: fulcrum_storage::FsyncPolicy,
+    ) -> Option<Result<(), fulcrum_storage::StorageError>> {
+        if !turmoil::in_simulation() {
+            return None;
+        }
+        if policy != fulcrum_storage::FsyncPolicy::Always {
+            return Some(Ok(()));
+        }
+        tokio::time::sleep(SIM_FSYNC_LATENCY).await;
+        Some(storage.sync())
+    }
 }

@@ -157,6 +157,10 @@ impl Node {
                 .clone()
                 .run_prober(Duration::from_millis(250), rx.clone()),
         ));
+        tasks.push(tokio::spawn(cluster.clone().run_aae(
+            Duration::from_millis(config.aae_interval_ms),
+            rx.clone(),
+        )));
         tasks.push(tokio::spawn(crate::hints::run_replay(
             cluster.clone(),
             Duration::from_millis(500),

@@ -95,7 +95,7 @@ impl Db {
         if current.as_ref() == Some(&merged) {
             return Ok(false);
         }
-        self.store(ks, key, &merged)?;
+        self.store(ks, key, &merged, current.as_ref())?;
         Ok(true)
     }
 
@@ -143,7 +143,7 @@ impl Db {
                 dvv::to_record(&state.update_with_floor(&ctx, &me, version, timestamp.0))
             }
         };
-        self.store(ks, key, &record)?;
+        self.store(ks, key, &record, current.as_ref())?;
         Ok(record)
     }
 
@@ -184,8 +184,15 @@ impl Db {
     }
 
     /// Writes a record and its expiry-index entries in one batch.
-    fn store(&self, ks: &Keyspace, key: &[u8], record: &Record) -> Result<(), DbError> {
+    fn store(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        record: &Record,
+        old: Option<&Record>,
+    ) -> Result<(), DbError> {
         let mut batch = Batch::new();
+        self.aae_stage(&mut batch, ks, key, old, Some(record));
         for v in &record.versions {
             if let (Some(at), false) = (v.expires_at_ms, v.tombstone) {
                 batch.put(

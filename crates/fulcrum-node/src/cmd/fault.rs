@@ -4,6 +4,9 @@
 //! - `FAULT DELAY-PUTS ms`: replica writes arriving from peers are applied
 //!   only after `ms` milliseconds (0 turns it off) — makes a replica
 //!   deterministically stale.
+//! - `FAULT DROP-PUTS 1|0`: replica writes arriving from peers are refused
+//!   (no hint is kept: the node is up), so only read repair or
+//!   anti-entropy can bring the replica back.
 
 use bytes::Bytes;
 use fulcrum_proto::Frame;
@@ -27,6 +30,14 @@ pub fn fault(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 .faults
                 .delay_puts_ms
                 .store(ms as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        [what, on] if is(what, "DROP-PUTS") => {
+            let on = int(on)? != 0;
+            ctx.cluster
+                .faults
+                .drop_puts
+                .store(on, std::sync::atomic::Ordering::Relaxed);
             Ok(Frame::ok())
         }
         _ => Err(CmdError::Syntax),

@@ -14,6 +14,7 @@ mod info;
 mod keys;
 mod keyspace;
 mod kv;
+mod repair;
 mod state;
 mod strings;
 pub mod table;
@@ -145,6 +146,7 @@ async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         H::VSet => versioned::vset(ctx, a).await,
         H::VDel => versioned::vdel(ctx, a).await,
         H::Fault => fault::fault(ctx, a),
+        H::Repair => repair::repair(ctx, a).await,
     }
 }
 

@@ -41,6 +41,7 @@ pub enum Handler {
     VSet,
     VDel,
     Fault,
+    Repair,
 }
 
 #[derive(Debug)]
@@ -131,6 +132,7 @@ pub static COMMANDS: &[Spec] = &[
     spec!("VSET", -3, WD, 1, 1, 1, VSet),
     spec!("VDEL", -2, W, 1, 1, 1, VDel),
     spec!("FAULT", -2, A, 0, 0, 0, Fault),
+    spec!("REPAIR", -1, A, 0, 0, 0, Repair),
 ];
 
 /// Finds a command by name, ignoring ASCII case.

@@ -68,6 +68,22 @@ pub enum PeerRequest {
         key: Bytes,
         record: Bytes,
     },
+    /// Anti-entropy: the Merkle roots of these partitions.
+    AaeRoots {
+        keyspace: String,
+        partitions: Vec<u32>,
+    },
+    /// Anti-entropy: the segment hashes of one partition.
+    AaeSegments {
+        keyspace: String,
+        partition: u32,
+    },
+    /// Anti-entropy: (key, digest) of the keys in these segments.
+    AaeKeys {
+        keyspace: String,
+        partition: u32,
+        segments: Vec<u8>,
+    },
     /// Coordinate a write at this replica (the sender is not one).
     /// `context`: an encoded version vector, or `None` for "what the
     /// coordinating replica has".
@@ -100,7 +116,9 @@ pub enum PeerResponse {
     },
     Done,
     Record(Option<Bytes>),
-    /// A RESP2-encoded reply.
+    Hashes(Vec<u64>),
+    Digests(Vec<(Bytes, u64)>),
+    /// A RESP-encoded reply.
     Reply(Bytes),
     Error {
         message: String,

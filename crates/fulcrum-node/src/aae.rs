@@ -1,0 +1,395 @@
+//! Active anti-entropy: Merkle-tree exchange between replicas, so that
+//! replicas converge even for keys nobody reads.
+//!
+//! Local side (`Db`): every stored record of an eventual keyspace has an
+//! entry `ks len ‖ ks ‖ partition (u32 BE) ‖ segment (u8) ‖ key → digest`
+//! in the `aae` table, written in the same batch as the record, and the
+//! in-memory tree of its (keyspace, partition) is updated by XOR
+//! (`fulcrum_core::merkle`). Trees are rebuilt from the index at start.
+//!
+//! Exchange (`Cluster`): every `aae-interval-ms`, for each eventual
+//! keyspace and each live peer, compare the roots of the partitions both
+//! replicate; for partitions that differ, compare segment hashes; for
+//! segments that differ, list (key, digest) on both sides; for each key
+//! whose digests differ, push this node's record to the peer and pull the
+//! peer's into this node (both merges are idempotent). The number of keys
+//! transferred is proportional to the keys that differ, not to the data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use fulcrum_core::keyspace::Mode;
+use fulcrum_core::merkle::{self, PartitionTree};
+use fulcrum_core::record::Record;
+use fulcrum_core::ring::{stable_hash, DEFAULT_PARTITIONS};
+use fulcrum_storage::Batch;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::catalog::Keyspace;
+use crate::cluster::Cluster;
+use crate::db::{Db, DbError};
+use crate::net::{PeerRequest, PeerResponse};
+
+pub const TABLE: &str = "aae";
+
+/// The ring partition of a key (same formula as `Ring::partition_of` with
+/// the default partition count; a test keeps them equal).
+pub fn partition_of(key: &[u8]) -> u32 {
+    let bits = DEFAULT_PARTITIONS.trailing_zeros();
+    (stable_hash(key) >> (64 - bits)) as u32
+}
+
+fn prefix(ks: &str) -> BytesMut {
+    let mut b = BytesMut::with_capacity(1 + ks.len() + 5);
+    b.put_u8(ks.len() as u8);
+    b.put_slice(ks.as_bytes());
+    b
+}
+
+fn index_key(ks: &str, key: &[u8]) -> Bytes {
+    let mut b = prefix(ks);
+    b.put_u32(partition_of(key));
+    b.put_u8(merkle::segment_of(key));
+    b.put_slice(key);
+    b.freeze()
+}
+
+/// In-memory trees of this node, per (keyspace, partition).
+#[derive(Default)]
+pub struct Trees {
+    trees: Mutex<HashMap<(String, u32), PartitionTree>>,
+}
+
+impl Trees {
+    fn update(&self, ks: &str, key: &[u8], old: Option<u64>, new: Option<u64>) {
+        let mut t = self.trees.lock();
+        let tree = t.entry((ks.to_string(), partition_of(key))).or_default();
+        tree.update(key, old, new);
+    }
+
+    pub fn root(&self, ks: &str, partition: u32) -> u64 {
+        self.trees
+            .lock()
+            .get(&(ks.to_string(), partition))
+            .map_or_else(|| PartitionTree::new().root(), PartitionTree::root)
+    }
+
+    pub fn segments(&self, ks: &str, partition: u32) -> Vec<u64> {
+        self.trees
+            .lock()
+            .get(&(ks.to_string(), partition))
+            .map_or_else(|| vec![0; merkle::SEGMENTS], |t| t.segments().to_vec())
+    }
+}
+
+impl Db {
+    /// Adds the AAE index change for `key` to `batch` and updates the tree
+    /// (call with the key locked, right before the batch is written).
+    pub(crate) fn aae_stage(
+        &self,
+        batch: &mut Batch,
+        ks: &Keyspace,
+        key: &[u8],
+        old: Option<&Record>,
+        new: Option<&Record>,
+    ) {
+        if ks.spec.mode != Mode::Eventual {
+            return;
+        }
+        let old_d = old.map(|r| merkle::digest(&r.encode()));
+        let new_d = new.map(|r| merkle::digest(&r.encode()));
+        if old_d == new_d {
+            return;
+        }
+        let ik = index_key(&ks.spec.name, key);
+        match new_d {
+            Some(d) => batch.put(TABLE, ik, Bytes::copy_from_slice(&d.to_be_bytes())),
+            None => batch.remove(TABLE, ik),
+        }
+        self.trees.update(&ks.spec.name, key, old_d, new_d);
+    }
+
+    /// Rebuilds every tree from the index (at start).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn aae_rebuild(&self) -> Result<(), DbError> {
+        use std::ops::Bound;
+        let mut after: Option<Bytes> = None;
+        loop {
+            let start = match &after {
+                Some(k) => Bound::Excluded(&k[..]),
+                None => Bound::Unbounded,
+            };
+            let rows = self.storage.scan(TABLE, start, Bound::Unbounded, 4096)?;
+            let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+                return Ok(());
+            };
+            for (k, v) in rows {
+                let Some((ks, key)) = parse(&k) else { continue };
+                let Ok(d) = <[u8; 8]>::try_from(&v[..]) else {
+                    continue;
+                };
+                self.trees
+                    .update(ks, key, None, Some(u64::from_be_bytes(d)));
+            }
+            after = Some(last);
+        }
+    }
+
+    /// (key, digest) of every stored key of `ks` in `partition`'s
+    /// `segments`.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn aae_keys(
+        &self,
+        ks: &str,
+        partition: u32,
+        segments: &[u8],
+    ) -> Result<Vec<(Bytes, u64)>, DbError> {
+        use std::ops::Bound;
+        let mut out = Vec::new();
+        for seg in segments {
+            let mut p = prefix(ks);
+            p.put_u32(partition);
+            p.put_u8(*seg);
+            let start = p.clone().freeze();
+            let mut end = p;
+            end.put_u8(0xFF);
+            // Keys may start with 0xFF: scan to the next segment instead.
+            let mut stop = prefix(ks);
+            let next = (u64::from(partition) << 8 | u64::from(*seg)) + 1;
+            stop.put_u32((next >> 8) as u32);
+            stop.put_u8((next & 0xFF) as u8);
+            let rows = self.storage.scan(
+                TABLE,
+                Bound::Included(&start[..]),
+                Bound::Excluded(&stop[..]),
+                usize::MAX,
+            )?;
+            for (k, v) in rows {
+                let (Some((_, key)), Ok(d)) = (parse(&k), <[u8; 8]>::try_from(&v[..])) else {
+                    continue;
+                };
+                out.push((Bytes::copy_from_slice(key), u64::from_be_bytes(d)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse(k: &[u8]) -> Option<(&str, &[u8])> {
+    let l = *k.first()? as usize;
+    let ks = std::str::from_utf8(k.get(1..1 + l)?).ok()?;
+    Some((ks, k.get(1 + l + 5..)?))
+}
+
+/// Counts of one exchange pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassStats {
+    pub partitions_compared: u64,
+    pub partitions_differing: u64,
+    pub keys_pushed: u64,
+    pub keys_pulled: u64,
+}
+
+impl Cluster {
+    /// Partitions of `ks` replicated by both this node and `peer`.
+    fn shared_partitions(&self, ks: &Keyspace, peer: &str) -> Vec<u32> {
+        let ring = self.ring();
+        let n = (ks.spec.replicas as usize).min(self.member_count()).max(1);
+        (0..DEFAULT_PARTITIONS)
+            .filter(|p| {
+                let list = ring.preference_list(fulcrum_core::ring::PartitionId(*p), n);
+                list.iter().any(|x| **x == *self.me.node_id) && list.iter().any(|x| **x == *peer)
+            })
+            .collect()
+    }
+
+    /// One anti-entropy pass of keyspace `ks` with every live peer.
+    pub async fn aae_pass(self: &Arc<Self>, ks: &Arc<Keyspace>) -> PassStats {
+        let mut stats = PassStats::default();
+        let peers: Vec<_> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.node_id != self.me.node_id && self.is_up(&m.node_id))
+            .collect();
+        for peer in peers {
+            let partitions = self.shared_partitions(ks, &peer.node_id);
+            let req = PeerRequest::AaeRoots {
+                keyspace: ks.spec.name.clone(),
+                partitions: partitions.clone(),
+            };
+            let Ok(PeerResponse::Hashes(roots)) = self
+                .pool
+                .call(&peer.peer_addr, req, self.request_timeout)
+                .await
+            else {
+                continue;
+            };
+            stats.partitions_compared += partitions.len() as u64;
+            for (p, theirs) in partitions.iter().zip(roots) {
+                if self.db.trees.root(&ks.spec.name, *p) == theirs {
+                    continue;
+                }
+                stats.partitions_differing += 1;
+                let req = PeerRequest::AaeSegments {
+                    keyspace: ks.spec.name.clone(),
+                    partition: *p,
+                };
+                let Ok(PeerResponse::Hashes(segs)) = self
+                    .pool
+                    .call(&peer.peer_addr, req, self.request_timeout)
+                    .await
+                else {
+                    continue;
+                };
+                let mine = self.db.trees.segments(&ks.spec.name, *p);
+                let differing: Vec<u8> = mine
+                    .iter()
+                    .zip(&segs)
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(i, _)| i as u8)
+                    .collect();
+                let req = PeerRequest::AaeKeys {
+                    keyspace: ks.spec.name.clone(),
+                    partition: *p,
+                    segments: differing.clone(),
+                };
+                let Ok(PeerResponse::Digests(theirs)) = self
+                    .pool
+                    .call(&peer.peer_addr, req, self.request_timeout)
+                    .await
+                else {
+                    continue;
+                };
+                let Ok(ours) = self.db.aae_keys(&ks.spec.name, *p, &differing) else {
+                    continue;
+                };
+                let ours: BTreeMap<Bytes, u64> = ours.into_iter().collect();
+                let theirs: BTreeMap<Bytes, u64> = theirs.into_iter().collect();
+                for (key, d) in &ours {
+                    if theirs.get(key) != Some(d) {
+                        if let Ok(Some(rec)) = self.db.read_record(ks, key) {
+                            let req = PeerRequest::Put {
+                                keyspace: ks.spec.name.clone(),
+                                key: key.clone(),
+                                record: rec.encode(),
+                            };
+                            if self
+                                .pool
+                                .call(&peer.peer_addr, req, self.request_timeout)
+                                .await
+                                .is_ok()
+                            {
+                                stats.keys_pushed += 1;
+                            }
+                        }
+                    }
+                }
+                for (key, d) in &theirs {
+                    if ours.get(key) != Some(d) {
+                        let req = PeerRequest::Read {
+                            keyspace: ks.spec.name.clone(),
+                            key: key.clone(),
+                        };
+                        if let Ok(PeerResponse::Record(Some(b))) = self
+                            .pool
+                            .call(&peer.peer_addr, req, self.request_timeout)
+                            .await
+                        {
+                            if let Ok(rec) = Record::decode(&b) {
+                                if self.db.replica_merge(ks, key, &rec).is_ok() {
+                                    stats.keys_pulled += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.db
+            .metrics
+            .aae_keys_repaired
+            .inc_by(stats.keys_pushed + stats.keys_pulled);
+        stats
+    }
+
+    /// Runs a pass over every eventual keyspace every `every`.
+    pub async fn run_aae(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if self.member_count() < 2 {
+                continue;
+            }
+            for ks in self.db.catalog.list() {
+                if ks.spec.mode == Mode::Eventual {
+                    let s = self.aae_pass(&ks).await;
+                    if s.keys_pushed + s.keys_pulled > 0 {
+                        tracing::info!(keyspace = %ks.spec.name, ?s, "anti-entropy repaired keys");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers the AAE peer requests.
+    pub fn handle_aae(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::AaeRoots {
+                keyspace,
+                partitions,
+            } => PeerResponse::Hashes(
+                partitions
+                    .iter()
+                    .map(|p| self.db.trees.root(&keyspace, *p))
+                    .collect(),
+            ),
+            PeerRequest::AaeSegments {
+                keyspace,
+                partition,
+            } => PeerResponse::Hashes(self.db.trees.segments(&keyspace, partition)),
+            PeerRequest::AaeKeys {
+                keyspace,
+                partition,
+                segments,
+            } => match self.db.aae_keys(&keyspace, partition, &segments) {
+                Ok(v) => PeerResponse::Digests(v),
+                Err(e) => crate::net::server::error(e),
+            },
+            _ => crate::net::server::error("not an anti-entropy request"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fulcrum_core::ring::{Ring, RingNode};
+
+    #[test]
+    fn partition_formula_matches_the_ring() {
+        let ring = Ring::new([RingNode::new("a", "dc1", "r1")]).unwrap();
+        for i in 0..1000u32 {
+            let k = i.to_be_bytes();
+            assert_eq!(partition_of(&k), ring.partition_of(&k).0);
+        }
+    }
+
+    #[test]
+    fn index_key_parses_back() {
+        let k = index_key("default", b"user:1");
+        assert_eq!(parse(&k), Some(("default", &b"user:1"[..])));
+    }
+}
