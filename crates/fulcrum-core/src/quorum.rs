@@ -167,3 +167,154 @@ mod tests {
         );
     }
 }
+
+/// The quorum of one request at any consistency level, datacenter-aware:
+/// `LOCAL_QUORUM` counts only replicas in the coordinator's DC (a majority
+/// of them), `EACH_QUORUM` needs a majority in every DC holding a replica,
+/// every other level counts all replicas.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    /// (dc or `None` for "all replicas", quorum of that group).
+    groups: Vec<(Option<String>, Quorum)>,
+}
+
+impl Tracker {
+    /// `replica_dcs`: the DC of each replica of the key.
+    pub fn new(level: crate::level::Level, replica_dcs: &[&str], local_dc: &str) -> Tracker {
+        use crate::level::Level;
+        let n = replica_dcs.len() as u32;
+        let mut dcs: Vec<&str> = replica_dcs.to_vec();
+        dcs.sort_unstable();
+        dcs.dedup();
+        let count = |dc: &str| replica_dcs.iter().filter(|d| **d == dc).count() as u32;
+        let groups = match level {
+            Level::LocalQuorum if count(local_dc) > 0 => {
+                let k = count(local_dc);
+                vec![(Some(local_dc.to_string()), Quorum::new(k / 2 + 1, k))]
+            }
+            Level::EachQuorum => dcs
+                .iter()
+                .map(|dc| {
+                    let k = count(dc);
+                    (Some((*dc).to_string()), Quorum::new(k / 2 + 1, k))
+                })
+                .collect(),
+            other => vec![(None, Quorum::new(other.required(n), n))],
+        };
+        Tracker { groups }
+    }
+
+    fn groups_of<'a>(&'a mut self, dc: &'a str) -> impl Iterator<Item = &'a mut Quorum> + 'a {
+        self.groups
+            .iter_mut()
+            .filter(move |(g, _)| g.as_deref().is_none_or(|g| g == dc))
+            .map(|(_, q)| q)
+    }
+
+    pub fn success(&mut self, dc: &str) -> Decision {
+        for q in self.groups_of(dc) {
+            q.success();
+        }
+        self.decision()
+    }
+
+    pub fn failure(&mut self, dc: &str, why: ReplicaFailure) -> Decision {
+        for q in self.groups_of(dc) {
+            q.failure(why);
+        }
+        self.decision()
+    }
+
+    pub fn deadline(&mut self) -> Decision {
+        for (_, q) in &mut self.groups {
+            q.deadline();
+        }
+        self.decision()
+    }
+
+    /// Total successes needed (summed over groups), for messages.
+    pub fn needed(&self) -> u32 {
+        self.groups.iter().map(|(_, q)| q.needed()).sum()
+    }
+
+    /// Whether replicas that are up (by DC) could satisfy this request.
+    pub fn possible(&self, up_dcs: &[&str]) -> bool {
+        self.groups.iter().all(|(g, q)| {
+            let up = up_dcs
+                .iter()
+                .filter(|d| g.as_deref().is_none_or(|g| g == **d))
+                .count() as u32;
+            up >= q.needed()
+        })
+    }
+
+    /// Reached when every group reached; failed when any group failed.
+    pub fn decision(&self) -> Decision {
+        let mut reached = 0;
+        let mut unknown = false;
+        let mut failed = false;
+        let mut pending = false;
+        for (_, q) in &self.groups {
+            reached += q.reached();
+            match q.decision() {
+                Decision::Reached => {}
+                Decision::Pending => pending = true,
+                Decision::Failed { unknown: u, .. } => {
+                    failed = true;
+                    unknown |= u;
+                }
+            }
+        }
+        if failed {
+            Decision::Failed { reached, unknown }
+        } else if pending {
+            Decision::Pending
+        } else {
+            Decision::Reached
+        }
+    }
+}
+
+#[cfg(test)]
+mod dc_tests {
+    use super::*;
+    use crate::level::Level;
+
+    #[test]
+    fn local_quorum_counts_only_the_local_dc() {
+        let dcs = ["east", "east", "west", "west"];
+        let mut t = Tracker::new(Level::LocalQuorum, &dcs, "east");
+        assert_eq!(t.success("west"), Decision::Pending);
+        assert_eq!(t.success("west"), Decision::Pending);
+        assert_eq!(t.success("east"), Decision::Pending);
+        assert_eq!(t.success("east"), Decision::Reached);
+    }
+
+    #[test]
+    fn each_quorum_needs_a_majority_everywhere() {
+        let dcs = ["east", "east", "east", "west", "west", "west"];
+        let mut t = Tracker::new(Level::EachQuorum, &dcs, "east");
+        t.success("east");
+        t.success("east");
+        assert_eq!(t.decision(), Decision::Pending);
+        t.success("west");
+        assert_eq!(t.success("west"), Decision::Reached);
+        let mut t = Tracker::new(Level::EachQuorum, &dcs, "east");
+        t.failure("west", ReplicaFailure::Unreachable);
+        assert!(matches!(
+            t.failure("west", ReplicaFailure::Unreachable),
+            Decision::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn plain_levels_count_every_replica() {
+        let dcs = ["a", "b", "c"];
+        let mut t = Tracker::new(Level::Quorum, &dcs, "a");
+        t.success("b");
+        assert_eq!(t.success("c"), Decision::Reached);
+        assert!(Tracker::new(Level::All, &dcs, "a").possible(&["a", "b", "c"]));
+        assert!(!Tracker::new(Level::All, &dcs, "a").possible(&["a", "b"]));
+        assert!(Tracker::new(Level::LocalQuorum, &dcs, "a").possible(&["a"]));
+    }
+}

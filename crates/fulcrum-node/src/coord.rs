@@ -19,7 +19,7 @@ use bytes::Bytes;
 use fulcrum_core::dvv::{self, VersionVector};
 use fulcrum_core::keyspace::Conflict;
 use fulcrum_core::level::Level;
-use fulcrum_core::quorum::{Decision, Quorum, ReplicaFailure};
+use fulcrum_core::quorum::{Decision, ReplicaFailure, Tracker};
 use fulcrum_core::record::Record;
 use fulcrum_core::ring::NodeId;
 use fulcrum_proto::Frame;
@@ -127,17 +127,16 @@ impl Cluster {
         let started = Instant::now();
         let deadline = started + self.request_timeout;
         let replicas = self.replicas(ks.spec.replicas, key);
-        let n = replicas.len() as u32;
-        let needed = level.required(n);
-        self.precheck(&replicas, needed)?;
-        let mut quorum = Quorum::new(needed, n);
+        let mut quorum = self.tracker(level, &replicas);
+        let needed = quorum.needed();
+        self.precheck(&quorum, &replicas)?;
         let mut replies: Vec<(NodeId, Option<Record>)> = Vec::with_capacity(replicas.len());
         let (tx, mut rx) = mpsc::channel::<ReadReply>(replicas.len().max(1));
         for node in replicas {
             if *node == *self.me.node_id {
                 let rec = self.db.read_record(ks, key)?;
                 replies.push((node, rec));
-                quorum.success();
+                quorum.success(&self.me.dc);
             } else {
                 let (this, tx, ksn, key) =
                     (self.clone(), tx.clone(), ks.spec.name.clone(), key.clone());
@@ -170,11 +169,11 @@ impl Cluster {
                     quorum.deadline();
                 }
                 Ok(Some((node, Ok(rec)))) => {
+                    quorum.success(&self.dc_of(&node));
                     replies.push((node, rec));
-                    quorum.success();
                 }
-                Ok(Some((_, Err(e)))) => {
-                    quorum.failure(classify(&e));
+                Ok(Some((node, Err(e)))) => {
+                    quorum.failure(&self.dc_of(&node), classify(&e));
                 }
             }
         }
@@ -265,8 +264,8 @@ impl Cluster {
     ) -> Result<bool, CoordError> {
         let started = Instant::now();
         let replicas = self.replicas(ks.spec.replicas, key);
-        let n = replicas.len() as u32;
-        let needed = level.required(n);
+        let probe = self.tracker(level, &replicas);
+        let needed = probe.needed();
         let any = level == Level::Any;
         if !replicas.iter().any(|r| **r == *self.me.node_id) {
             if replicas.iter().any(|r| self.is_up(r)) || !any {
@@ -286,13 +285,13 @@ impl Cluster {
         // an UNAVAILABLE write surely did not happen. (ANY needs only this
         // node, which can hold hints.)
         if !any {
-            self.precheck(&replicas, needed)?;
+            self.precheck(&probe, &replicas)?;
         }
         let record = self.db.coordinate(ks, key, &context, new)?;
-        let mut quorum = Quorum::new(needed, n);
-        quorum.success();
+        let mut quorum = probe;
+        quorum.success(&self.me.dc);
         let encoded = record.encode();
-        let (tx, mut rx) = mpsc::channel::<Result<(), CallError>>(replicas.len().max(1));
+        let (tx, mut rx) = mpsc::channel::<(String, Result<(), CallError>)>(replicas.len().max(1));
         let mut fallbacks = self.fallbacks(key, replicas.len());
         for node in replicas.iter().filter(|r| ***r != *self.me.node_id) {
             let member = self.member(node);
@@ -301,9 +300,9 @@ impl Cluster {
                 // past the preference list as a hint (or stays here).
                 let hinted = self.hand_off(&mut fallbacks, node, ks, key, &record).await;
                 if hinted && any {
-                    quorum.success();
+                    quorum.success(&self.dc_of(node));
                 } else {
-                    quorum.failure(ReplicaFailure::Unreachable);
+                    quorum.failure(&self.dc_of(node), ReplicaFailure::Unreachable);
                 }
                 continue;
             };
@@ -319,7 +318,7 @@ impl Cluster {
                     .call(&member.peer_addr, req, this.request_timeout)
                     .await
                     .map(|_| ());
-                let _ = tx.send(r).await;
+                let _ = tx.send((member.dc, r)).await;
             });
         }
         drop(tx);
@@ -358,11 +357,11 @@ impl Cluster {
                 Err(_) | Ok(None) => {
                     quorum.deadline();
                 }
-                Ok(Some(Ok(()))) => {
-                    quorum.success();
+                Ok(Some((dc, Ok(())))) => {
+                    quorum.success(&dc);
                 }
-                Ok(Some(Err(e))) => {
-                    quorum.failure(classify(&e));
+                Ok(Some((dc, Err(e)))) => {
+                    quorum.failure(&dc, classify(&e));
                 }
             }
         }
@@ -418,13 +417,31 @@ impl Cluster {
         }
     }
 
-    /// `UNAVAILABLE` unless at least `needed` of `replicas` are up.
-    fn precheck(&self, replicas: &[NodeId], needed: u32) -> Result<(), CoordError> {
-        let up = replicas.iter().filter(|r| self.is_up(r)).count() as u32;
-        if up < needed {
+    /// The DC of a member (this node's for unknown ones).
+    fn dc_of(&self, node: &str) -> String {
+        self.member(node)
+            .map_or_else(|| self.me.dc.clone(), |m| m.dc)
+    }
+
+    /// The DC-aware quorum tracker of a request at `level` over `replicas`.
+    fn tracker(&self, level: Level, replicas: &[NodeId]) -> Tracker {
+        let dcs: Vec<String> = replicas.iter().map(|r| self.dc_of(r)).collect();
+        let refs: Vec<&str> = dcs.iter().map(String::as_str).collect();
+        Tracker::new(level, &refs, &self.me.dc)
+    }
+
+    /// `UNAVAILABLE` unless the replicas that are up could satisfy `quorum`.
+    fn precheck(&self, quorum: &Tracker, replicas: &[NodeId]) -> Result<(), CoordError> {
+        let up: Vec<String> = replicas
+            .iter()
+            .filter(|r| self.is_up(r))
+            .map(|r| self.dc_of(r))
+            .collect();
+        let refs: Vec<&str> = up.iter().map(String::as_str).collect();
+        if !quorum.possible(&refs) {
             return Err(CoordError::Unavailable {
-                needed,
-                reached: up,
+                needed: quorum.needed(),
+                reached: up.len() as u32,
             });
         }
         Ok(())
