@@ -104,6 +104,12 @@ pub struct KeyspaceSpec {
     /// Default write level.
     pub write: Level,
     pub conflict: Conflict,
+    /// Strong keyspaces: the voters (node ids) of each Raft group, fixed
+    /// when the keyspace is created, so every node opens the same groups.
+    /// (No `skip_serializing_if`: peer messages use a non-self-describing
+    /// encoding in which every field must be present.)
+    #[serde(default)]
+    pub groups: Vec<Vec<String>>,
 }
 
 impl KeyspaceSpec {
@@ -117,6 +123,7 @@ impl KeyspaceSpec {
             read: Level::default_for(mode),
             write: Level::default_for(mode),
             conflict: Conflict::Siblings,
+            groups: Vec::new(),
         }
     }
 

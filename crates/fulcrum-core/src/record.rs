@@ -97,22 +97,16 @@ impl Record {
     }
 
     /// The sibling a plain read returns at wall time `now_ms`: the live
-    /// version with the highest timestamp, if the newest version is live.
-    /// A tombstone newer than every live value hides them.
+    /// version with the highest timestamp. Versions stored together are
+    /// siblings (concurrent: none causally replaced another), so a
+    /// tombstone sibling is a delete that did not see the live values next
+    /// to it and does not hide them; the key reads as missing only when no
+    /// live version is left.
     pub fn visible(&self, now_ms: u64) -> Option<&Version> {
-        let newest = self.versions.iter().max_by_key(|v| v.timestamp)?;
-        if newest.is_live(now_ms) {
-            Some(newest)
-        } else if newest.tombstone {
-            None
-        } else {
-            // The newest expired; an older live sibling is still a
-            // concurrent value the user wrote.
-            self.versions
-                .iter()
-                .filter(|v| v.is_live(now_ms))
-                .max_by_key(|v| v.timestamp)
-        }
+        self.versions
+            .iter()
+            .filter(|v| v.is_live(now_ms))
+            .max_by_key(|v| v.timestamp)
     }
 
     /// Every live sibling at `now_ms`.
@@ -326,12 +320,14 @@ mod tests {
     }
 
     #[test]
-    fn newer_tombstone_hides_older_values() {
+    fn concurrent_tombstone_does_not_hide_a_live_sibling() {
         let rec = Record {
             causal: Bytes::new(),
             versions: vec![Version::value("v", Hlc(1)), Version::tombstone(Hlc(2))],
         };
-        assert!(rec.visible(0).is_none());
+        assert_eq!(rec.visible(0).unwrap().value, "v");
+        let deleted = Record::single(Version::tombstone(Hlc(3)));
+        assert!(deleted.visible(0).is_none());
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub struct Faults {
 pub struct Cluster {
     pub me: Member,
     pub db: Arc<Db>,
-    pub pool: PeerPool,
+    pub pool: Arc<PeerPool>,
+    /// The Raft groups of strong keyspaces this node votes in.
+    pub groups: crate::strong::NodeGroups,
     pub faults: Faults,
     pub allow_faults: bool,
     /// How long a coordinated request may take before `TIMEOUT`.
@@ -70,6 +72,8 @@ pub enum ClusterError {
     Ring(String),
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
+    #[error("raft: {0}")]
+    Raft(#[from] fulcrum_raft::RaftError),
 }
 
 fn build_ring(m: &Membership) -> Result<Ring, ClusterError> {
@@ -94,13 +98,26 @@ impl Cluster {
         };
         membership.members.insert(me.node_id.clone(), me.clone());
         let ring = build_ring(&membership)?;
+        let pool = Arc::new(PeerPool::new(Duration::from_millis(1000)));
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
+        let transport = Arc::new(crate::strong::PeerTransport {
+            pool: pool.clone(),
+            timeout: request_timeout.max(Duration::from_secs(5)),
+        });
+        let groups = fulcrum_raft::Groups::new(
+            fulcrum_raft::PeerNode::new(me.node_id.clone(), me.peer_addr.clone()),
+            db.storage.clone(),
+            transport,
+            fulcrum_raft::GroupsConfig::default(),
+        )?;
         Ok(Cluster {
             me,
             db,
-            pool: PeerPool::new(Duration::from_millis(1000)),
+            pool,
+            groups,
             faults: Faults::default(),
             allow_faults: config.allow_faults,
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            request_timeout,
             membership: RwLock::new(membership),
             ring: RwLock::new(Arc::new(ring)),
             down: RwLock::new(std::collections::HashSet::new()),
@@ -132,15 +149,14 @@ impl Cluster {
                 .collect();
             let this = &self;
             let probes = others.iter().map(|m| async move {
-                let ok = this
-                    .pool
-                    .call(
-                        &m.peer_addr,
-                        PeerRequest::Ping,
-                        every.max(Duration::from_millis(500)),
-                    )
-                    .await
-                    .is_ok();
+                // The answer must come from the member we asked about, not
+                // from whatever process now listens on its old address.
+                let ok = matches!(
+                    this.pool
+                        .call(&m.peer_addr, PeerRequest::Ping, every.max(Duration::from_millis(500)))
+                        .await,
+                    Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id
+                );
                 (m.node_id.clone(), ok)
             });
             for (node, ok) in futures::future::join_all(probes).await {
@@ -252,10 +268,10 @@ impl Cluster {
                         members,
                         keyspaces,
                     }) => {
+                        self.merge_members(epoch, members);
                         for spec in keyspaces {
                             self.apply_create(spec);
                         }
-                        self.merge_members(epoch, members);
                         tracing::info!(%seed, members = self.member_count(), "joined the cluster");
                         return Ok(());
                     }
@@ -285,7 +301,11 @@ impl Cluster {
                 (
                     m.node_id.clone(),
                     self.pool
-                        .call(&m.peer_addr, req, self.request_timeout)
+                        .call(
+                            &m.peer_addr,
+                            req,
+                            self.request_timeout.max(Duration::from_secs(10)),
+                        )
                         .await,
                 )
             }
@@ -340,14 +360,32 @@ impl Cluster {
                 self.merge_members(epoch, members);
                 PeerResponse::Done
             }
-            PeerRequest::CreateKeyspace { spec } => match self.db.catalog.create(spec) {
-                Ok(_) | Err(CatalogError::Exists(_)) => PeerResponse::Done,
+            PeerRequest::CreateKeyspace { spec } => match self.db.catalog.create(spec.clone()) {
+                Ok(_) | Err(CatalogError::Exists(_)) => {
+                    // Opening Raft groups takes a while (storage, fsyncs);
+                    // the schema is durable now, the groups follow.
+                    let this = self.clone();
+                    tokio::spawn(async move { this.open_strong_groups(&spec).await });
+                    PeerResponse::Done
+                }
                 Err(e) => error(e),
             },
             PeerRequest::DropKeyspace { name } => match self.db.catalog.drop_keyspace(&name) {
-                Ok(()) | Err(CatalogError::Missing(_)) => PeerResponse::Done,
+                Ok(()) | Err(CatalogError::Missing(_)) => {
+                    self.close_strong_groups(&name).await;
+                    PeerResponse::Done
+                }
                 Err(e) => error(e),
             },
+            PeerRequest::Raft {
+                keyspace,
+                partition,
+                rpc,
+            } => PeerResponse::Raft(
+                self.groups
+                    .handle_rpc(&fulcrum_raft::GroupId::new(keyspace, partition), &rpc)
+                    .await,
+            ),
             PeerRequest::Read { keyspace, key } => {
                 let Some(ks) = self.db.catalog.get(&keyspace) else {
                     return error(format!("keyspace '{keyspace}' does not exist"));

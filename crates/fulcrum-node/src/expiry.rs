@@ -97,6 +97,15 @@ pub async fn run_sweeper(db: Arc<Db>, interval: Duration, mut shutdown: watch::R
         // Sweep in bounded chunks so one tick never stalls for long.
         loop {
             let db2 = db.clone();
+            // Inside a simulation, inline: a blocking-pool thread finishes
+            // in real time, which would make simulated runs unrepeatable.
+            #[cfg(feature = "sim")]
+            let res = if crate::netio::in_simulation() {
+                Ok(sweep_once(&db2, wall_ms(), 512))
+            } else {
+                tokio::task::spawn_blocking(move || sweep_once(&db2, wall_ms(), 512)).await
+            };
+            #[cfg(not(feature = "sim"))]
             let res = tokio::task::spawn_blocking(move || sweep_once(&db2, wall_ms(), 512)).await;
             match res {
                 Ok(Ok(512)) => continue,

@@ -26,6 +26,7 @@ pub mod netio;
 pub mod node;
 pub mod replica;
 pub mod resp;
+pub mod strong;
 
 pub use config::{ConfigError, ConfigOverrides, NodeConfig};
 pub use node::{Node, NodeError};

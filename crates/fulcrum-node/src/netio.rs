@@ -25,7 +25,9 @@
 //!   everything written before the call is durable when it returns (what
 //!   `GroupCommit::durable` promises), and writes stay visible but unsynced
 //!   for that window, where a crash can still lose them. Other policies
-//!   return at once, as they do for real.
+//!   return at once, as they do for real;
+//! - [`in_simulation`] lets the TTL sweeper run inline instead of on the
+//!   blocking pool (whose threads finish in real time).
 
 #[cfg(not(feature = "sim"))]
 pub use tokio::net::{TcpListener, TcpStream};
@@ -253,6 +255,11 @@ mod sim {
         fn local_addr(&self) -> io::Result<Self::Addr> {
             TcpListener::local_addr(self)
         }
+    }
+
+    /// Whether this code runs on a simulated host.
+    pub fn in_simulation() -> bool {
+        turmoil::in_simulation()
     }
 
     /// Wall time in a simulation: its fixed epoch plus simulated time

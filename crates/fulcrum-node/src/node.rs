@@ -140,6 +140,9 @@ impl Node {
         if !config.seeds.is_empty() {
             cluster.join(&config.seeds).await?;
         }
+        for ks in db.catalog.list() {
+            cluster.open_strong_groups(&ks.spec).await;
+        }
         tasks.push(tokio::spawn(crate::resp::serve(
             resp,
             cluster.clone(),
@@ -189,6 +192,7 @@ impl Node {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.cluster.groups.shutdown().await;
         if let Err(e) = self.db.storage.sync() {
             tracing::error!(error = %e, "final sync failed");
         }

@@ -55,6 +55,7 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         };
         let name = text(name)?.to_string();
         ctx.db.catalog.drop_keyspace(&name)?;
+        ctx.cluster.close_strong_groups(&name).await;
         everywhere(ctx, PeerRequest::DropKeyspace { name }).await
     } else {
         Err(CmdError::Msg(format!(
@@ -99,7 +100,11 @@ async fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
+    if spec.mode == Mode::Strong {
+        spec.groups = ctx.cluster.place_strong_groups(spec.replicas);
+    }
     ctx.db.catalog.create(spec.clone())?;
+    ctx.cluster.open_strong_groups(&spec).await;
     everywhere(ctx, PeerRequest::CreateKeyspace { spec }).await
 }
 

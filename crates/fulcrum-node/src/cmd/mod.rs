@@ -17,6 +17,7 @@ mod kv;
 mod repair;
 mod state;
 mod strings;
+mod strong;
 pub mod table;
 mod versioned;
 
@@ -59,11 +60,10 @@ pub async fn execute(
     };
     let mut ctx = Ctx { db, cluster, conn };
     let result = match check(spec, &args, db) {
-        Ok(()) => match forward::target(&ctx, spec, &args) {
-            Ok(None) => run(spec, &mut ctx, &args).await,
-            Ok(Some(member)) => forward::run(&ctx, &member, args.clone()).await,
-            Err(e) => Err(e),
-        },
+        Ok(()) if strong::is_data(spec.handler) && ctx.keyspace_is_strong() => {
+            strong::route(&mut ctx, spec, &args).await
+        }
+        Ok(()) => run(spec, &mut ctx, &args).await,
         Err(e) => Err(e),
     };
     let frame = match result {
@@ -151,6 +151,14 @@ async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 impl Ctx<'_> {
+    /// Whether the connection's keyspace is strong.
+    pub fn keyspace_is_strong(&self) -> bool {
+        self.db
+            .catalog
+            .get(&self.conn.keyspace)
+            .is_some_and(|k| k.spec.mode == fulcrum_core::keyspace::Mode::Strong)
+    }
+
     /// The connection's current keyspace.
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use super::args::{int, is};
 use super::{CmdError, CmdResult, Ctx};
 use crate::db::{wall_ms, Change};
 
-fn value_frame(v: Option<Bytes>) -> Frame {
+pub(super) fn value_frame(v: Option<Bytes>) -> Frame {
     v.map_or(Frame::Null, Frame::Bulk)
 }
 
@@ -19,7 +19,7 @@ pub async fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// When SET writes, relative to the current value.
 #[derive(Debug, Clone, PartialEq)]
-enum Condition {
+pub(super) enum Condition {
     Always,
     /// NX: only if the key does not exist.
     Missing,
@@ -30,7 +30,7 @@ enum Condition {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Expiry {
+pub(super) enum Expiry {
     /// No expiry option: the new value has no TTL.
     None,
     /// KEEPTTL.
@@ -39,13 +39,13 @@ enum Expiry {
     At(u64),
 }
 
-struct SetOptions {
-    condition: Condition,
-    expiry: Expiry,
-    get: bool,
+pub(super) struct SetOptions {
+    pub(super) condition: Condition,
+    pub(super) expiry: Expiry,
+    pub(super) get: bool,
 }
 
-fn parse_set_options(opts: &[Bytes], now_ms: u64) -> Result<SetOptions, CmdError> {
+pub(super) fn parse_set_options(opts: &[Bytes], now_ms: u64) -> Result<SetOptions, CmdError> {
     let mut o = SetOptions {
         condition: Condition::Always,
         expiry: Expiry::None,

@@ -84,6 +84,12 @@ pub enum PeerRequest {
         partition: u32,
         segments: Vec<u8>,
     },
+    /// A Raft RPC for group (`keyspace`, `partition`); opaque bytes.
+    Raft {
+        keyspace: String,
+        partition: u32,
+        rpc: Bytes,
+    },
     /// Coordinate a write at this replica (the sender is not one).
     /// `context`: an encoded version vector, or `None` for "what the
     /// coordinating replica has".
@@ -117,6 +123,7 @@ pub enum PeerResponse {
     Done,
     Record(Option<Bytes>),
     Hashes(Vec<u64>),
+    Raft(Bytes),
     Digests(Vec<(Bytes, u64)>),
     /// A RESP-encoded reply.
     Reply(Bytes),

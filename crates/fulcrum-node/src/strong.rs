@@ -1,0 +1,128 @@
+//! Strong keyspaces on Raft: each keyspace is split into
+//! [`STRONG_PARTITIONS`] partitions; each partition is a Raft group
+//! (`fulcrum-raft`, on openraft) whose voters are the N nodes the ring
+//! places it on, fixed when the keyspace is created (`KeyspaceSpec::groups`).
+//!
+//! Raft RPCs travel over the peer protocol (`PeerRequest::Raft`). Group
+//! state (log, vote, applied data) lives in this node's storage and is
+//! fsynced before Raft counts it (its own group commit, policy `always`,
+//! whatever `--fsync` says for eventual keyspaces).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fulcrum_core::keyspace::KeyspaceSpec;
+use fulcrum_core::ring::{stable_hash, PartitionId, DEFAULT_PARTITIONS};
+use fulcrum_raft::{GroupId, Groups, PeerNode, RaftTransport, TransportError};
+
+use crate::cluster::Cluster;
+use crate::net::{CallError, PeerPool, PeerRequest, PeerResponse};
+
+/// Raft groups per strong keyspace.
+pub const STRONG_PARTITIONS: u32 = 8;
+
+/// Carries Raft RPCs to peers over the peer protocol.
+pub struct PeerTransport {
+    pub pool: Arc<PeerPool>,
+    pub timeout: Duration,
+}
+
+impl RaftTransport for PeerTransport {
+    async fn send(
+        &self,
+        target: &PeerNode,
+        group: &GroupId,
+        rpc: Bytes,
+    ) -> Result<Bytes, TransportError> {
+        let req = PeerRequest::Raft {
+            keyspace: group.keyspace.clone(),
+            partition: group.partition,
+            rpc,
+        };
+        match self.pool.call(&target.addr, req, self.timeout).await {
+            Ok(PeerResponse::Raft(b)) => Ok(b),
+            Ok(other) => Err(TransportError::Failed {
+                peer: target.name.clone(),
+                message: format!("unexpected answer {other:?}"),
+            }),
+            Err(e @ CallError::Unreachable { .. }) => Err(TransportError::Unreachable {
+                peer: target.name.clone(),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(TransportError::Failed {
+                peer: target.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+pub type NodeGroups = Groups<PeerTransport>;
+
+/// The Raft group of `key` in strong keyspace `keyspace`.
+pub fn group_of(keyspace: &str, key: &[u8]) -> GroupId {
+    GroupId::new(
+        keyspace,
+        (stable_hash(key) % u64::from(STRONG_PARTITIONS)) as u32,
+    )
+}
+
+impl Cluster {
+    /// Voters of each group of a new strong keyspace: group `g` sits where
+    /// ring partition `g · (partitions / STRONG_PARTITIONS)` does.
+    pub fn place_strong_groups(&self, replicas: u32) -> Vec<Vec<String>> {
+        let ring = self.ring();
+        let n = (replicas as usize).min(self.member_count()).max(1);
+        let step = DEFAULT_PARTITIONS / STRONG_PARTITIONS;
+        (0..STRONG_PARTITIONS)
+            .map(|g| {
+                ring.preference_list(PartitionId(g * step), n)
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The voters of `group` as peers, in placement order.
+    pub fn group_voters(&self, spec: &KeyspaceSpec, partition: u32) -> Vec<PeerNode> {
+        spec.groups
+            .get(partition as usize)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.member(id))
+                    .map(|m| PeerNode::new(m.node_id, m.peer_addr))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Opens every group of `spec` this node votes in.
+    pub async fn open_strong_groups(&self, spec: &KeyspaceSpec) {
+        for (p, ids) in spec.groups.iter().enumerate() {
+            if !ids.contains(&self.me.node_id) {
+                continue;
+            }
+            let voters = self.group_voters(spec, p as u32);
+            if voters.len() != ids.len() {
+                tracing::warn!(keyspace = %spec.name, partition = p, "voters unknown to this node; group not opened");
+                continue;
+            }
+            if let Err(e) = self
+                .groups
+                .open_group(GroupId::new(spec.name.as_str(), p as u32), voters)
+                .await
+            {
+                tracing::error!(keyspace = %spec.name, partition = p, error = %e, "cannot open raft group");
+            }
+        }
+    }
+
+    /// Closes every group of a dropped keyspace.
+    pub async fn close_strong_groups(&self, name: &str) {
+        for p in 0..STRONG_PARTITIONS {
+            self.groups.close_group(&GroupId::new(name, p)).await;
+        }
+    }
+}
