@@ -169,6 +169,11 @@ impl Node {
             Duration::from_millis(500),
             rx.clone(),
         )));
+        tasks.push(tokio::spawn(crate::strong::run_sweeper(
+            cluster.clone(),
+            Duration::from_millis(config.sweep_interval_ms.max(500)),
+            rx.clone(),
+        )));
         tasks.push(tokio::spawn(crate::expiry::run_sweeper(
             db.clone(),
             Duration::from_millis(config.sweep_interval_ms),

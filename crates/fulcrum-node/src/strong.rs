@@ -126,3 +126,47 @@ impl Cluster {
         }
     }
 }
+
+/// Every `every`, on each group this node leads, proposes the removal of
+/// keys that have expired (reads already hide them; this reclaims space
+/// through the log, so every replica removes the same keys).
+pub async fn run_sweeper(
+    cluster: Arc<Cluster>,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        for gid in cluster.groups.groups() {
+            let leads =
+                matches!(cluster.groups.leader(&gid), Ok(Some(l)) if l.name == cluster.me.node_id);
+            if !leads {
+                continue;
+            }
+            match cluster.groups.expired_keys(&gid, 256) {
+                Ok(keys) if !keys.is_empty() => {
+                    let n = keys.len() as u64;
+                    match cluster
+                        .groups
+                        .propose(&gid, fulcrum_raft::Command::DeleteExpired { keys })
+                        .await
+                    {
+                        Ok(_) => {
+                            cluster.db.metrics.expired_keys.inc_by(n);
+                        }
+                        Err(e) => {
+                            tracing::debug!(group = %gid, error = %e, "expiry proposal failed")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(group = %gid, error = %e, "cannot list expired keys"),
+            }
+        }
+    }
+}
