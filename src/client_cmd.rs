@@ -340,3 +340,34 @@ mod tests {
         assert_eq!(render(&arr), "1) \"0\"\n2) 1) \"k\"");
     }
 }
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// Node to repair from (its RESP address).
+    #[arg(long, default_value = "127.0.0.1:7379", env = "FULCRUM_ADDR")]
+    addr: String,
+    /// Only this eventual keyspace (default: all of them).
+    #[arg(long)]
+    keyspace: Option<String>,
+}
+
+/// `fulcrum repair`: a full anti-entropy pass on the node at `--addr`
+/// (every partition it shares with each live peer), with a spinner while
+/// it runs.
+pub async fn repair(a: RepairArgs) -> anyhow::Result<()> {
+    let conn = Conn {
+        addr: a.addr.clone(),
+        keyspace: None,
+    };
+    let mut c = connect(&conn).await?;
+    let mut args = vec!["REPAIR".to_string()];
+    args.extend(a.keyspace.clone());
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("anti-entropy pass on {}", a.addr));
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    c.set_timeout(None);
+    let reply = c.cmd(&args).await;
+    bar.finish_and_clear();
+    println!("{}", render(&expect_ok(reply?)?));
+    Ok(())
+}
