@@ -286,10 +286,6 @@ fn render_into(f: &Frame, indent: usize, out: &mut String) {
         Frame::Simple(s) => out.push_str(s),
         Frame::Error(e) => out.push_str(&format!("(error) {e}")),
         Frame::Integer(i) => out.push_str(&format!("(integer) {i}")),
-        // Multi-line text (INFO) prints as is, as redis-cli does.
-        Frame::Bulk(b) if b.contains(&b'\n') && std::str::from_utf8(b).is_ok() => {
-            out.push_str(String::from_utf8_lossy(b).replace("\r\n", "\n").trim_end())
-        }
         Frame::Bulk(b) => out.push_str(&quoted(b)),
         Frame::Null | Frame::NullArray => out.push_str("(nil)"),
         Frame::Double(d) => out.push_str(&format!("(double) {d}")),

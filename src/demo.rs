@@ -126,7 +126,18 @@ impl Shell {
     async fn run(&mut self, cmd: &[&str]) -> anyhow::Result<Frame> {
         let reply = self.client.cmd(cmd).await?;
         println!("{}> {}", self.name, cmd.join(" "));
-        println!("{}", render(&reply));
+        match &reply {
+            // INFO's text prints as is, as redis-cli shows it.
+            Frame::Bulk(text) if cmd[0].eq_ignore_ascii_case("INFO") => {
+                println!(
+                    "{}",
+                    String::from_utf8_lossy(text)
+                        .replace("\r\n", "\n")
+                        .trim_end()
+                );
+            }
+            _ => println!("{}", render(&reply)),
+        }
         Ok(reply)
     }
 

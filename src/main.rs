@@ -1,9 +1,11 @@
 //! `fulcrum`: the server, the demo, a command-line client, the benchmark
 //! and the verifier, in one binary.
 
+mod bench;
 mod client_cmd;
 mod demo;
 mod server_cmd;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -21,8 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node.
-    Server(server_cmd::ServerArgs),
-    /// Start a local node with temporary data, take a guided tour, serve until Ctrl-C.
+    Server(Box<server_cmd::ServerArgs>),
+    /// Start a local 3-node cluster on temporary data, take a guided tour, serve until Ctrl-C.
     Demo(demo::DemoArgs),
     /// GET a key.
     Get(client_cmd::GetArgs),
@@ -36,8 +38,14 @@ enum Command {
     Keyspace(client_cmd::KeyspaceArgs),
     /// Cluster membership administration.
     Cluster(client_cmd::ClusterArgs),
+    /// Force a full Merkle anti-entropy pass on a node (eventual keyspaces).
+    Repair(client_cmd::RepairArgs),
+    /// Closed-loop load generator: ops/s and latency percentiles.
+    Bench(bench::BenchArgs),
     /// The N/R/W table: for each (W,R), whether reads see the latest write and how many failures each survives.
     Explain(ExplainArgs),
+    /// Runs a cluster under faults and checks the recorded history.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,7 +69,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(a) => server_cmd::run(a).await,
+            Command::Server(a) => server_cmd::run(*a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Get(a) => client_cmd::get(a).await,
             Command::Set(a) => client_cmd::set(a).await,
@@ -69,6 +77,9 @@ fn main() -> std::process::ExitCode {
             Command::Scan(a) => client_cmd::scan(a).await,
             Command::Keyspace(a) => client_cmd::keyspace(a).await,
             Command::Cluster(a) => client_cmd::cluster(a).await,
+            Command::Repair(a) => client_cmd::repair(a).await,
+            Command::Bench(a) => bench::run(a).await,
+            Command::Verify(a) => verify::run(a).await,
             Command::Explain(a) => {
                 print!("{}", fulcrum_core::explain::render(a.replicas));
                 Ok(())

@@ -47,7 +47,7 @@ pub struct ServerArgs {
     /// When writes are acknowledged: always (after fsync, group commit), interval:MS, never [default: always].
     #[arg(long, env = "FULCRUM_FSYNC", value_parser = parse_fsync)]
     fsync: Option<FsyncPolicy>,
-    /// Largest key in bytes [default: 65536].
+    /// Largest key in bytes [default: 64512].
     #[arg(long, env = "FULCRUM_MAX_KEY_BYTES")]
     max_key_bytes: Option<usize>,
     /// Largest value in bytes [default: 16777216].

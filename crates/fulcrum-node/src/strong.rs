@@ -64,7 +64,7 @@ pub type NodeGroups = Groups<PeerTransport>;
 pub fn group_of(keyspace: &str, key: &[u8]) -> GroupId {
     GroupId::new(
         keyspace,
-        (stable_hash(key) % u64::from(STRONG_PARTITIONS)) as u32,
+        (stable_hash(hash_slot_key(key)) % u64::from(STRONG_PARTITIONS)) as u32,
     )
 }
 
@@ -125,6 +125,29 @@ impl Cluster {
             self.groups.close_group(&GroupId::new(name, p)).await;
         }
     }
+}
+
+/// Live keys of a strong keyspace, summed over the groups this node holds
+/// (from its applied state: a follower's count may lag the leader's).
+/// Groups this node does not hold are not counted.
+pub fn count_keys(cluster: &Cluster, keyspace: &str) -> u64 {
+    (0..STRONG_PARTITIONS)
+        .filter_map(|p| cluster.groups.count_live(&GroupId::new(keyspace, p)).ok())
+        .sum()
+}
+
+/// The Raft group of `key`, honouring Redis hash tags: if the key has a
+/// non-empty `{tag}`, only the tag is hashed, so `{user:1}:name` and
+/// `{user:1}:email` share a group (and MSET over them is atomic).
+pub fn hash_slot_key(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
 }
 
 /// Every `every`, on each group this node leads, proposes the removal of

@@ -434,6 +434,33 @@ impl<T: RaftTransport> Groups<T> {
             .expired_keys(self.inner.clock.now_ms(), limit)
     }
 
+    /// Live keys of `group` after `after` in this node's applied state
+    /// (serializable), up to `limit` examined, and the resume position.
+    ///
+    /// # Errors
+    /// `NoSuchGroup`, `Storage`, `Codec`.
+    pub fn scan_keys(
+        &self,
+        group: &GroupId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>), RaftError> {
+        self.group(group)?
+            .reader
+            .scan_keys(self.inner.clock.now_ms(), after, limit)
+    }
+
+    /// Number of live keys in this node's applied state of `group`
+    /// (serializable: a follower may lag).
+    ///
+    /// # Errors
+    /// `NoSuchGroup`, `Storage`, `Codec`.
+    pub fn count_live(&self, group: &GroupId) -> Result<u64, RaftError> {
+        self.group(group)?
+            .reader
+            .count_live(self.inner.clock.now_ms())
+    }
+
     /// The leader of `group` as this node knows it (possibly stale).
     ///
     /// # Errors

@@ -450,6 +450,59 @@ impl SmReader {
 
     /// Up to `limit` keys that have expired by `now_ms`, in key order
     /// (a full scan of the table: O(keys)).
+    /// Up to `limit` stored keys after `after` (exclusive), in key order,
+    /// and whether each is live at `now_ms`; the last key examined is the
+    /// position to resume from.
+    pub(crate) fn scan_keys(
+        &self,
+        now_ms: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>), RaftError> {
+        let now = now_ms.max(self.clock_ms());
+        let start = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let rows = self
+            .storage
+            .scan(&self.tables.sm, start, Bound::Unbounded, limit)
+            .map_err(RaftError::storage("scan state machine"))?;
+        let last = rows.last().map(|(k, _)| k.clone());
+        let mut live = Vec::with_capacity(rows.len());
+        for (key, bytes) in rows {
+            if codec::decode::<StoredValue>("stored value", &bytes)?.is_live(now) {
+                live.push(key);
+            }
+        }
+        Ok((live, last))
+    }
+
+    /// Number of live keys in this node's applied state.
+    pub(crate) fn count_live(&self, now_ms: u64) -> Result<u64, RaftError> {
+        let now = now_ms.max(self.clock_ms());
+        let mut n = 0u64;
+        let mut failure = None;
+        scan_chunks(&*self.storage, &self.tables.sm, |chunk| {
+            for (_, bytes) in chunk {
+                match codec::decode::<StoredValue>("stored value", &bytes) {
+                    Ok(v) if v.is_live(now) => n += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        failure = Some(e);
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .map_err(RaftError::storage("scan state machine"))?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(n),
+        }
+    }
+
     pub(crate) fn expired_keys(&self, now_ms: u64, limit: usize) -> Result<Vec<Bytes>, RaftError> {
         let now = now_ms.max(self.clock_ms());
         let mut out = Vec::new();

@@ -39,7 +39,10 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             .get(name)
             .ok_or_else(|| CmdError::NoKeyspace(name.to_string()))?;
         let s = &ks.spec;
-        let keys = ctx.db.count_keys(&ks)?;
+        let keys = match s.mode {
+            Mode::Strong => crate::strong::count_keys(ctx.cluster, &s.name),
+            Mode::Eventual => ctx.db.count_keys(&ks)?,
+        };
         Ok(Frame::Map(vec![
             (bulk("name"), bulk(&s.name)),
             (bulk("mode"), bulk(s.mode)),
@@ -84,6 +87,11 @@ async fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
     }
     let mut spec = KeyspaceSpec::new(name, mode);
+    if mode == Mode::Strong && opts.chunks(2).any(|p| is(&p[0], "CONFLICT")) {
+        return Err(CmdError::Msg(
+            fulcrum_core::keyspace::KeyspaceError::ConflictOnStrong.to_string(),
+        ));
+    }
     for pair in opts.chunks(2) {
         let (opt, val) = (&pair[0], text(&pair[1])?);
         let bad = |e: &dyn std::fmt::Display| CmdError::Msg(e.to_string());

@@ -98,11 +98,13 @@ type BoxedReply<'a> = Pin<Box<dyn Future<Output = CmdResult> + Send + 'a>>;
 pub fn route<'a>(ctx: &'a mut Ctx<'_>, spec: &'static Spec, args: &'a [Bytes]) -> BoxedReply<'a> {
     Box::pin(async move {
         let ks = ctx.keyspace()?;
-        if matches!(spec.handler, H::Scan | H::DbSize) {
-            return Err(CmdError::Msg(format!(
-                "{} is not supported on strong keyspaces yet",
-                spec.name
-            )));
+        if spec.handler == H::DbSize {
+            return Ok(Frame::Integer(
+                crate::strong::count_keys(ctx.cluster, &ks.spec.name) as i64,
+            ));
+        }
+        if spec.handler == H::Scan {
+            return scan(ctx, &ks, &args[1..]);
         }
         let keys: Vec<&Bytes> = (1..args.len())
             .filter(|i| spec.is_key_position(*i, args.len()))
@@ -127,7 +129,6 @@ async fn split(ctx: &mut Ctx<'_>, spec: &'static Spec, args: &[Bytes]) -> CmdRes
         v
     };
     let get = super::table::lookup(b"GET").ok_or(CmdError::Syntax)?;
-    let set = super::table::lookup(b"SET").ok_or(CmdError::Syntax)?;
     let del = super::table::lookup(b"DEL").ok_or(CmdError::Syntax)?;
     let exists = super::table::lookup(b"EXISTS").ok_or(CmdError::Syntax)?;
     match spec.handler {
@@ -154,15 +155,12 @@ async fn split(ctx: &mut Ctx<'_>, spec: &'static Spec, args: &[Bytes]) -> CmdRes
             }
             Ok(Frame::Integer(n))
         }
-        H::MSet => {
-            for pair in args[1..].chunks(2) {
-                let reply = route(ctx, set, &sub("SET", pair)).await?;
-                if let Frame::Error(e) = reply {
-                    return Err(CmdError::Raw(e));
-                }
-            }
-            Ok(Frame::ok())
-        }
+        // MSET promises atomicity, which Raft gives within one group only.
+        H::MSet => Err(CmdError::Raw(
+            "CROSSSLOT keys of an MSET on a strong keyspace must share a partition; \
+             use a hash tag such as {user:1}:name and {user:1}:email"
+                .into(),
+        )),
         _ => Err(CmdError::Raw(
             "CROSSSLOT keys of this command must live in one partition".into(),
         )),
@@ -493,4 +491,81 @@ fn applied_of(r: Response) -> Frame {
         Response::Applied(b) => Frame::Integer(i64::from(b)),
         _ => Frame::Integer(0),
     }
+}
+
+/// `SCAN cursor [MATCH p] [COUNT n]` over the groups this node holds, in
+/// group then key order, from each group's applied state (serializable).
+/// The cursor stands for (group, last key), kept per connection.
+fn scan(ctx: &mut Ctx<'_>, ks: &Keyspace, a: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&a[0])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| CmdError::Msg("invalid cursor".into()))?;
+    let mut pattern: Option<Bytes> = None;
+    let mut count = 10usize;
+    let mut i = 1;
+    while i < a.len() {
+        let Some(arg) = a.get(i + 1) else {
+            return Err(CmdError::Syntax);
+        };
+        if super::args::is(&a[i], "MATCH") {
+            pattern = Some(arg.clone());
+        } else if super::args::is(&a[i], "COUNT") {
+            count = usize::try_from(int(arg)?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(CmdError::Syntax)?
+                .min(100_000);
+        } else if !super::args::is(&a[i], "TYPE") {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let (mut partition, mut after): (u32, Option<Bytes>) = match cursor {
+        0 => (0, None),
+        c => {
+            let saved = ctx.conn.cursor(c).ok_or_else(|| {
+                CmdError::Msg("invalid cursor (unknown or expired on this connection)".into())
+            })?;
+            let p = u32::from(*saved.first().unwrap_or(&0));
+            (p, Some(saved.slice(1..)))
+        }
+    };
+    let mut keys = Vec::new();
+    let mut next = 0;
+    while partition < crate::strong::STRONG_PARTITIONS {
+        let gid = GroupId::new(ks.spec.name.as_str(), partition);
+        let (found, last) = match ctx.cluster.groups.scan_keys(&gid, after.as_deref(), count) {
+            Ok(r) => r,
+            Err(RaftError::NoSuchGroup(_)) => (Vec::new(), None),
+            Err(e) => return Err(CmdError::Msg(e.to_string())),
+        };
+        keys.extend(found);
+        match last {
+            Some(k) if keys.len() >= count => {
+                let mut saved = vec![partition as u8];
+                saved.extend_from_slice(&k);
+                next = ctx.conn.save_cursor(Bytes::from(saved));
+                break;
+            }
+            Some(k) => after = Some(k),
+            None => {
+                partition += 1;
+                after = None;
+            }
+        }
+    }
+    let keys: Vec<Frame> = keys
+        .into_iter()
+        .filter(|k| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| super::glob::glob_match(p, k))
+        })
+        .map(Frame::Bulk)
+        .collect();
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(keys),
+    ]))
 }

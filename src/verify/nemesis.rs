@@ -1,0 +1,271 @@
+//! The nemesis: a seeded schedule of faults against the cluster under test.
+//!
+//! After a quiet start, the nemesis repeatedly picks a fault kind from the
+//! `--nemesis` list and a random node, injects the fault, holds it for
+//! 2–5 s, heals it, and rests for 1–3 s — one fault at a time, so each
+//! healing restores a whole cluster. Every action is printed with its time
+//! since the workload started and kept for the report.
+//!
+//! * `partition`: isolate the node from every other node through the peer
+//!   proxies, in a randomly chosen mode (refuse, drop or black-hole; see
+//!   [`super::proxy`]). Clients still reach every node.
+//! * `kill`: SIGKILL the node, then restart it on the same data directory.
+//! * `pause`: SIGSTOP the node, then SIGCONT.
+//! * `clock`: not injected. Clock skew needs a hook in the node (its hybrid
+//!   logical clock reads the host's wall clock, shared by every process on
+//!   one host); the run says so instead of pretending.
+//!
+//! The same seed gives the same schedule (kinds, nodes, modes, durations);
+//! the interleaving with client operations still varies from run to run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::ValueEnum;
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::cluster::TestCluster;
+use super::proxy::Mode;
+use super::recorder::Recorder;
+use super::Console;
+
+/// What the run says when `clock` is asked for.
+const CLOCK_SKIPPED: &str = "skipped, not injected: the node has no clock hook, and processes \
+     on one host share its clock, so skew cannot be injected without faking it";
+
+/// A fault kind of `--nemesis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// No faults.
+    None,
+    /// Isolate a random node from the others, then heal.
+    Partition,
+    /// SIGKILL a random node, then restart it on its data.
+    Kill,
+    /// SIGSTOP a random node, then SIGCONT.
+    Pause,
+    /// Clock skew: not possible without a node hook; reported as skipped.
+    Clock,
+}
+
+/// One nemesis action, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    /// Milliseconds since the workload started.
+    pub at_ms: u64,
+    /// `partition`, `kill`, `pause`, `clock` or `heal`.
+    pub fault: String,
+    /// What exactly was done.
+    pub detail: String,
+}
+
+/// Checks and deduplicates the `--nemesis` list; `none` stands alone.
+///
+/// # Errors
+/// `none` combined with real faults.
+pub fn normalize(faults: &[Fault]) -> anyhow::Result<Vec<Fault>> {
+    let mut out: Vec<Fault> = faults.to_vec();
+    out.sort();
+    out.dedup();
+    if out.contains(&Fault::None) {
+        if out.len() > 1 {
+            bail!("--nemesis none cannot be combined with other faults");
+        }
+        return Ok(Vec::new());
+    }
+    Ok(out)
+}
+
+/// `partition,kill` or `none`.
+pub fn describe(faults: &[Fault]) -> String {
+    if faults.is_empty() {
+        return "none".to_string();
+    }
+    faults
+        .iter()
+        .map(|f| super::enum_name(*f))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether these faults leave the cluster alone (only `clock`, which is
+/// skipped, or nothing).
+pub fn is_quiet(faults: &[Fault]) -> bool {
+    faults
+        .iter()
+        .all(|f| matches!(f, Fault::None | Fault::Clock))
+}
+
+/// Runs the schedule until `deadline`; every fault is healed before this
+/// returns. Returns what was done.
+pub async fn run(
+    cluster: &mut TestCluster,
+    faults: &[Fault],
+    mut rng: StdRng,
+    recorder: &Recorder,
+    deadline: Instant,
+    console: &Console,
+) -> Vec<Event> {
+    let mut log = EventLog {
+        events: Vec::new(),
+        recorder,
+        console,
+    };
+    if faults.contains(&Fault::Clock) {
+        log.note("clock", CLOCK_SKIPPED);
+    }
+    let kinds: Vec<Fault> = faults
+        .iter()
+        .copied()
+        .filter(|f| matches!(f, Fault::Partition | Fault::Kill | Fault::Pause))
+        .collect();
+    if kinds.is_empty() {
+        return log.events;
+    }
+    let total = deadline.saturating_duration_since(recorder.start());
+    let quiet = (total / 5).min(Duration::from_secs(3));
+    sleep_until(recorder.start() + quiet, deadline).await;
+    loop {
+        let hold = Duration::from_millis(rng.random_range(2_000..=5_000));
+        let rest = Duration::from_millis(rng.random_range(1_000..=3_000));
+        let now = Instant::now();
+        if now + hold + Duration::from_secs(1) > deadline {
+            break;
+        }
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let node = rng.random_range(0..cluster.len());
+        let name = cluster.nodes[node].id.clone();
+        match kind {
+            Fault::Partition => {
+                let mode = [Mode::Refuse, Mode::Drop, Mode::BlackHole][rng.random_range(0..3)];
+                cluster.net.isolate(node, mode);
+                log.note(
+                    "partition",
+                    &format!("isolate {name} from the other nodes ({})", mode.name()),
+                );
+                tokio::time::sleep(hold).await;
+                cluster.net.heal();
+                log.note("heal", "partition healed");
+            }
+            Fault::Kill => {
+                match cluster.kill9(node).await {
+                    Ok(()) => log.note("kill", &format!("kill -9 {name}")),
+                    Err(e) => log.note("kill", &format!("kill -9 {name} failed: {e:#}")),
+                }
+                tokio::time::sleep(hold).await;
+                let started = Instant::now();
+                match cluster.restart(node).await {
+                    Ok(()) => log.note(
+                        "heal",
+                        &format!(
+                            "restarted {name} on its data (answering after {:.1} s)",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    ),
+                    Err(e) => log.note("heal", &format!("restart of {name} failed: {e:#}")),
+                }
+            }
+            Fault::Pause => {
+                match cluster.pause(node).await {
+                    Ok(()) => log.note("pause", &format!("SIGSTOP {name}")),
+                    Err(e) => log.note("pause", &format!("SIGSTOP {name} failed: {e:#}")),
+                }
+                tokio::time::sleep(hold).await;
+                match cluster.resume(node).await {
+                    Ok(()) => log.note("heal", &format!("SIGCONT {name}")),
+                    Err(e) => log.note("heal", &format!("SIGCONT {name} failed: {e:#}")),
+                }
+            }
+            Fault::None | Fault::Clock => {}
+        }
+        sleep_until(Instant::now() + rest, deadline).await;
+    }
+    log.events
+}
+
+/// Safety net after the run: resumes paused nodes, restarts dead ones, lifts
+/// every proxy rule. Returns what it had to do.
+pub async fn heal_all(
+    cluster: &mut TestCluster,
+    recorder: &Recorder,
+    console: &Console,
+) -> Vec<Event> {
+    let mut log = EventLog {
+        events: Vec::new(),
+        recorder,
+        console,
+    };
+    cluster.net.heal();
+    for i in 0..cluster.len() {
+        let name = cluster.nodes[i].id.clone();
+        if cluster.is_paused(i) {
+            match cluster.resume(i).await {
+                Ok(()) => log.note("heal", &format!("SIGCONT {name}")),
+                Err(e) => log.note("heal", &format!("SIGCONT {name} failed: {e:#}")),
+            }
+        }
+        if !cluster.is_running(i) {
+            match cluster.restart(i).await {
+                Ok(()) => log.note("heal", &format!("restarted {name}")),
+                Err(e) => log.note("heal", &format!("restart of {name} failed: {e:#}")),
+            }
+        }
+    }
+    let unknown = cluster.net.unknown_dialers();
+    if unknown > 0 {
+        log.note(
+            "note",
+            &format!(
+                "{unknown} peer connections could not be attributed to a node; \
+                 partitions applied to them only when unanimous"
+            ),
+        );
+    }
+    log.events
+}
+
+async fn sleep_until(at: Instant, deadline: Instant) {
+    tokio::time::sleep_until(at.min(deadline).into()).await;
+}
+
+struct EventLog<'a> {
+    events: Vec<Event>,
+    recorder: &'a Recorder,
+    console: &'a Console,
+}
+
+impl EventLog<'_> {
+    fn note(&mut self, fault: &str, detail: &str) {
+        let at = self.recorder.start().elapsed();
+        self.console.line(format!(
+            "[{:>7.2}s] nemesis {fault}: {detail}",
+            at.as_secs_f64()
+        ));
+        self.events.push(Event {
+            at_ms: u64::try_from(at.as_millis()).unwrap_or(u64::MAX),
+            fault: fault.to_string(),
+            detail: detail.to_string(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_stands_alone() {
+        assert!(normalize(&[Fault::None]).expect("none").is_empty());
+        assert!(normalize(&[Fault::None, Fault::Kill]).is_err());
+        assert_eq!(
+            normalize(&[Fault::Kill, Fault::Partition, Fault::Kill]).expect("list"),
+            vec![Fault::Partition, Fault::Kill]
+        );
+        assert_eq!(describe(&[Fault::Partition, Fault::Kill]), "partition,kill");
+        assert!(is_quiet(&[Fault::Clock]));
+        assert!(!is_quiet(&[Fault::Pause]));
+    }
+}
