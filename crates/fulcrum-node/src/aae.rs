@@ -321,15 +321,13 @@ impl Cluster {
     }
 
     /// Runs a pass over every eventual keyspace every `every`.
-    pub async fn run_aae(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+    pub async fn run_aae(self: Arc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
+        let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+        // The first tick is immediate: skip it.
+        if !ticker.next().await {
+            return;
+        }
+        while ticker.next().await {
             if self.member_count() < 2 {
                 continue;
             }

@@ -133,15 +133,10 @@ impl Cluster {
     pub async fn run_prober(
         self: Arc<Self>,
         every: Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+        let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+        while ticker.next().await {
             let others: Vec<Member> = self
                 .members()
                 .into_iter()

@@ -86,14 +86,9 @@ pub fn sweep_once(db: &Db, now_ms: u64, limit: usize) -> Result<usize, DbError> 
 }
 
 /// Runs the sweeper until `shutdown` changes.
-pub async fn run_sweeper(db: Arc<Db>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+pub async fn run_sweeper(db: Arc<Db>, interval: Duration, shutdown: watch::Receiver<bool>) {
+    let mut ticker = crate::ticker::Ticker::new(interval, shutdown);
+    while ticker.next().await {
         // Sweep in bounded chunks so one tick never stalls for long.
         loop {
             let db2 = db.clone();

@@ -139,18 +139,9 @@ pub async fn replay_once(cluster: &Arc<Cluster>) -> usize {
 }
 
 /// Replays hints every `every` until shutdown.
-pub async fn run_replay(
-    cluster: Arc<Cluster>,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+pub async fn run_replay(cluster: Arc<Cluster>, every: Duration, shutdown: watch::Receiver<bool>) {
+    let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+    while ticker.next().await {
         replay_once(&cluster).await;
     }
 }

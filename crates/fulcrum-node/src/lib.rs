@@ -27,6 +27,7 @@ pub mod node;
 pub mod replica;
 pub mod resp;
 pub mod strong;
+mod ticker;
 
 pub use config::{ConfigError, ConfigOverrides, NodeConfig};
 pub use node::{Node, NodeError};

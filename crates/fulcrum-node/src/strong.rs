@@ -156,15 +156,10 @@ pub fn hash_slot_key(key: &[u8]) -> &[u8] {
 pub async fn run_sweeper(
     cluster: Arc<Cluster>,
     every: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+    while ticker.next().await {
         for gid in cluster.groups.groups() {
             let leads =
                 matches!(cluster.groups.leader(&gid), Ok(Some(l)) if l.name == cluster.me.node_id);
