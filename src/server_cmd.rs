@@ -68,6 +68,9 @@ pub struct ServerArgs {
     /// How often replicas compare Merkle trees (anti-entropy), in ms [default: 10000].
     #[arg(long, env = "FULCRUM_AAE_INTERVAL_MS")]
     aae_interval_ms: Option<u64>,
+    /// Purge a tombstone once every replica holds it and it is older than this, in ms [default: 3600000].
+    #[arg(long, env = "FULCRUM_TOMBSTONE_GRACE_MS")]
+    tombstone_grace_ms: Option<u64>,
     /// Coordinated reads and writes answer TIMEOUT after this many ms [default: 2000].
     #[arg(long, env = "FULCRUM_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
@@ -101,6 +104,7 @@ impl ServerArgs {
             max_clients: self.max_clients,
             request_timeout_ms: self.request_timeout_ms,
             aae_interval_ms: self.aae_interval_ms,
+            tombstone_grace_ms: self.tombstone_grace_ms,
             allow_faults: self.allow_faults,
         };
         Ok(NodeConfig::load(self.config.as_deref(), overrides)?)

@@ -41,8 +41,14 @@ impl Cluster {
     /// n1 as their seed (a joining node serves RESP only once it joined),
     /// and waits until every node sees all three members up.
     async fn start() -> Cluster {
+        Cluster::start_with(&[]).await
+    }
+
+    /// As [`Cluster::start`], with `extra` flags on every node.
+    async fn start_with(extra: &[&str]) -> Cluster {
         let first = Node::builder()
             .args(["--node-id", IDS[0], "--allow-faults"])
+            .args(extra.iter().copied())
             .start()
             .await;
         let seed = first.peer.to_string();
@@ -50,6 +56,7 @@ impl Cluster {
         for id in &IDS[1..] {
             let node = Node::builder()
                 .args(["--node-id", id, "--seeds", seed.as_str(), "--allow-faults"])
+                .args(extra.iter().copied())
                 .start()
                 .await;
             nodes.push(node);
@@ -789,4 +796,139 @@ async fn plain_commands_see_the_value_a_causal_delete_spared() {
         "DEL of a key whose VGET shows a live value"
     );
     assert_eq!(vget(&mut c3, "k").await.1, Vec::<String>::new());
+}
+
+/// The `fulcrum_<name>_total` counter of node `n`'s `/metrics`.
+async fn counter(cluster: &Cluster, n: usize, name: &str) -> u64 {
+    let body = cluster.node(n).http_get("/metrics").await.body;
+    let prefix = format!("fulcrum_{name}_total ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agreed_tombstones_are_purged_after_the_grace_period() {
+    let cluster = Cluster::start_with(&["--tombstone-grace-ms", "300"]).await;
+    let mut c = cluster.client(1, "default").await;
+    create_eventual(&mut c, "purge", &[]).await;
+    let [mut c1, mut c2, mut c3] = cluster.clients("purge").await;
+    set(&mut c1, "gone", "v").await;
+    assert_eq!(cmd(&mut c2, &["DEL", "gone"]).await, int(1));
+    // Within the grace period the tombstone stays everywhere.
+    level(&mut c3, "READ", "ALL").await;
+    assert_eq!(get(&mut c3, "gone").await, None);
+    // Past it, a read that finds the same tombstone on every replica
+    // purges it on every replica.
+    eventually("tombstone purged on all replicas", async || {
+        assert_eq!(get(&mut c3, "gone").await, None);
+        let mut purged = 0;
+        for n in 1..=3 {
+            purged += counter(&cluster, n, "tombstones_purged").await;
+        }
+        if purged >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{purged} purged"))
+        }
+    })
+    .await;
+    // The key can be written again afterwards.
+    set(&mut c1, "gone", "back").await;
+    assert_eq!(get(&mut c3, "gone").await.as_deref(), Some("back"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_entropy_transfers_only_the_keys_that_differ() {
+    let cluster = Cluster::start_with(&["--aae-interval-ms", "3600000"]).await;
+    let mut c = cluster.client(1, "default").await;
+    create_eventual(&mut c, "aae", &[]).await;
+    let [mut c1, _c2, mut c3] = cluster.clients("aae").await;
+    // 300 keys everywhere, then 7 writes that n3 refuses (no hint: it is up).
+    let mut pipe: Vec<Vec<String>> = Vec::new();
+    for i in 0..300 {
+        pipe.push(vec!["SET".into(), format!("k{i}"), format!("v{i}")]);
+    }
+    for reply in c1.pipeline(&pipe).await.expect("pipeline") {
+        assert_eq!(reply, ok());
+    }
+    assert_eq!(cmd(&mut c3, &["FAULT", "DROP-PUTS", "1"]).await, ok());
+    for i in 0..7 {
+        set(&mut c1, &format!("k{i}"), &format!("new{i}")).await;
+    }
+    assert_eq!(cmd(&mut c3, &["FAULT", "DROP-PUTS", "0"]).await, ok());
+    // A forced pass from n3 moves the 7 differing keys (both ways), not 300.
+    let reply = cmd(&mut c3, &["REPAIR", "aae"]).await;
+    let text = format!("{reply:?}");
+    let pairs = common::pairs(&reply);
+    let stats = common::pairs(&pairs[0].1);
+    let get_stat = |name: &str| {
+        stats
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| common::as_int(v))
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+    };
+    let moved = get_stat("keys_pushed") + get_stat("keys_pulled");
+    assert!((7..=14).contains(&moved), "moved {moved} keys: {text}");
+    level(&mut c3, "READ", "ONE").await;
+    for i in 0..7 {
+        assert_eq!(
+            get(&mut c3, &format!("k{i}")).await,
+            Some(format!("new{i}"))
+        );
+    }
+    // A second pass finds nothing to move.
+    let again = cmd(&mut c3, &["REPAIR", "aae"]).await;
+    let stats = common::pairs(&common::pairs(&again)[0].1);
+    let moved: i64 = stats
+        .iter()
+        .filter(|(k, _)| k == "keys_pushed" || k == "keys_pulled")
+        .map(|(_, v)| common::as_int(v))
+        .sum();
+    assert_eq!(moved, 0, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hinted_writes_reach_a_restarted_replica() {
+    let mut cluster = Cluster::start().await;
+    let mut c = cluster.client(1, "default").await;
+    create_eventual(&mut c, "hh", &[]).await;
+    let [mut c1, _c2, _c3] = cluster.clients("hh").await;
+    cluster.nodes[2].kill9();
+    eventually("n3 seen down", async || {
+        let m = members(cluster.node(1)).await;
+        if m.get("n3").is_some_and(|x| x.state == "down") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await;
+    for i in 0..20 {
+        set(&mut c1, &format!("h{i}"), &format!("v{i}")).await;
+    }
+    let pending = status_json(cluster.node(1)).await["hints_pending"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(pending, 20, "one hint per write for the down replica");
+    cluster.nodes[2].restart().await;
+    eventually("hints delivered", async || {
+        let p = status_json(cluster.node(1)).await["hints_pending"]
+            .as_u64()
+            .unwrap_or(99);
+        if p == 0 {
+            Ok(())
+        } else {
+            Err(format!("{p} pending"))
+        }
+    })
+    .await;
+    // n3 has the values locally (at ONE its own replica answers first).
+    let mut c3 = cluster.client(3, "hh").await;
+    level(&mut c3, "READ", "ONE").await;
+    for i in 0..20 {
+        assert_eq!(get(&mut c3, &format!("h{i}")).await, Some(format!("v{i}")));
+    }
 }

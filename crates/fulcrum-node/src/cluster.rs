@@ -55,6 +55,9 @@ pub struct Cluster {
     pub groups: crate::strong::NodeGroups,
     pub faults: Faults,
     pub allow_faults: bool,
+    /// A tombstone everyone agrees on is purged only once it is older than
+    /// this (ms).
+    pub tombstone_grace_ms: u64,
     /// How long a coordinated request may take before `TIMEOUT`.
     pub request_timeout: Duration,
     membership: RwLock<Membership>,
@@ -118,6 +121,7 @@ impl Cluster {
             faults: Faults::default(),
             allow_faults: config.allow_faults,
             request_timeout,
+            tombstone_grace_ms: config.tombstone_grace_ms,
             membership: RwLock::new(membership),
             ring: RwLock::new(Arc::new(ring)),
             down: RwLock::new(std::collections::HashSet::new()),
@@ -433,6 +437,21 @@ impl Cluster {
             req @ (PeerRequest::AaeRoots { .. }
             | PeerRequest::AaeSegments { .. }
             | PeerRequest::AaeKeys { .. }) => self.handle_aae(req),
+            PeerRequest::Purge {
+                keyspace,
+                key,
+                record,
+            } => {
+                let (Some(ks), Ok(record)) =
+                    (self.db.catalog.get(&keyspace), Record::decode(&record))
+                else {
+                    return error("unknown keyspace or undecodable record");
+                };
+                match self.db.purge_if_equal(&ks, &key, &record) {
+                    Ok(_) => PeerResponse::Done,
+                    Err(e) => error(e),
+                }
+            }
             PeerRequest::Hint {
                 target,
                 keyspace,

@@ -51,6 +51,9 @@ pub struct NodeConfig {
     pub sweep_interval_ms: u64,
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
+    /// A tombstone is purged only when every replica holds it and it is
+    /// older than this, ms (late writes, e.g. hints, must land before).
+    pub tombstone_grace_ms: u64,
     /// How often replicas compare Merkle trees (anti-entropy), ms.
     pub aae_interval_ms: u64,
     /// How long a coordinated read or write may take before `TIMEOUT`, ms.
@@ -81,6 +84,7 @@ impl Default for NodeConfig {
             max_clients: 10_000,
             request_timeout_ms: 2_000,
             aae_interval_ms: 10_000,
+            tombstone_grace_ms: 3_600_000,
             allow_faults: false,
         }
     }
@@ -123,6 +127,7 @@ pub struct ConfigOverrides {
     pub max_clients: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub aae_interval_ms: Option<u64>,
+    pub tombstone_grace_ms: Option<u64>,
     pub allow_faults: Option<bool>,
 }
 
@@ -196,6 +201,7 @@ impl NodeConfig {
         set(&mut self.max_clients, o.max_clients);
         set(&mut self.request_timeout_ms, o.request_timeout_ms);
         set(&mut self.aae_interval_ms, o.aae_interval_ms);
+        set(&mut self.tombstone_grace_ms, o.tombstone_grace_ms);
         set(&mut self.allow_faults, o.allow_faults);
     }
 

@@ -203,6 +203,51 @@ impl Cluster {
         Ok(merged)
     }
 
+    /// Purges a deleted key everywhere once it is safe: every replica of
+    /// the key answered with exactly this tombstone-only record, and the
+    /// newest tombstone is older than the grace period (which bounds how
+    /// late an older write may still arrive, e.g. as a hint). Each replica
+    /// removes the record only if it is still exactly this one.
+    async fn purge_if_safe(
+        self: &Arc<Self>,
+        ks: &Arc<Keyspace>,
+        key: &Bytes,
+        merged: &Record,
+        replies: &[(NodeId, Option<Record>)],
+    ) {
+        let replicas = self.replicas(ks.spec.replicas, key);
+        let all_tombstones =
+            !merged.versions.is_empty() && merged.versions.iter().all(|v| v.tombstone);
+        let old_enough =
+            merged.max_timestamp().physical_ms() + self.tombstone_grace_ms < crate::db::wall_ms();
+        let everyone_agrees = replicas.iter().all(|r| {
+            replies
+                .iter()
+                .any(|(n, rec)| n == r && rec.as_ref() == Some(merged))
+        });
+        if !(all_tombstones && old_enough && everyone_agrees) {
+            return;
+        }
+        let encoded = merged.encode();
+        for node in &replicas {
+            if **node == *self.me.node_id {
+                if let Err(e) = self.db.purge_if_equal(ks, key, merged) {
+                    tracing::warn!(error = %e, "tombstone purge failed");
+                }
+            } else if let Some(m) = self.member(node) {
+                let req = PeerRequest::Purge {
+                    keyspace: ks.spec.name.clone(),
+                    key: key.clone(),
+                    record: encoded.clone(),
+                };
+                let _ = self
+                    .pool
+                    .call(&m.peer_addr, req, self.request_timeout)
+                    .await;
+            }
+        }
+    }
+
     /// Sends `merged` to every replica whose reply lacked part of it.
     async fn repair(
         self: &Arc<Self>,
@@ -237,6 +282,7 @@ impl Cluster {
                 });
             }
         }
+        let repaired = calls.len();
         for r in futures::future::join_all(calls).await {
             match r {
                 Ok(_) => {
@@ -244,6 +290,9 @@ impl Cluster {
                 }
                 Err(e) => tracing::debug!(error = %e, "read repair not delivered"),
             }
+        }
+        if repaired == 0 {
+            self.purge_if_safe(ks, key, merged, replies).await;
         }
     }
 

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub connections_total: Counter,
     pub expired_keys: Counter,
     pub read_repairs: Counter,
+    pub tombstones_purged: Counter,
     pub aae_keys_repaired: Counter,
     pub hints_stored: Counter,
     pub hints_delivered: Counter,
@@ -52,6 +53,7 @@ impl Metrics {
         let connections_total = Counter::default();
         let expired_keys = Counter::default();
         let read_repairs = Counter::default();
+        let tombstones_purged = Counter::default();
         let aae_keys_repaired = Counter::default();
         let hints_stored = Counter::default();
         let hints_delivered = Counter::default();
@@ -111,6 +113,11 @@ impl Metrics {
             "Keys sent or fetched by Merkle anti-entropy",
             aae_keys_repaired.clone(),
         );
+        registry.register(
+            "tombstones_purged",
+            "Tombstones removed after every replica agreed on them",
+            tombstones_purged.clone(),
+        );
         registry.register("fsyncs", "Fsyncs done by group commit", fsyncs.clone());
         registry.register(
             "durable_waits",
@@ -136,6 +143,7 @@ impl Metrics {
             connections_total,
             expired_keys,
             read_repairs,
+            tombstones_purged,
             aae_keys_repaired,
             hints_stored,
             hints_delivered,

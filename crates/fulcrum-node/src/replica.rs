@@ -183,6 +183,30 @@ impl Db {
         })
     }
 
+    /// Physically removes `key` if its stored record is exactly `expected`
+    /// (a tombstone every replica agreed on). Returns whether it did.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn purge_if_equal(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        expected: &Record,
+    ) -> Result<bool, DbError> {
+        let _guard = self.lock_key(&ks.table, key);
+        let current = self.read_record(ks, key)?;
+        if current.as_ref() != Some(expected) {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        self.aae_stage(&mut batch, ks, key, current.as_ref(), None);
+        batch.remove(&ks.table, Bytes::copy_from_slice(key));
+        self.storage.write(batch)?;
+        self.metrics.tombstones_purged.inc();
+        Ok(true)
+    }
+
     /// Writes a record and its expiry-index entries in one batch.
     fn store(
         &self,

@@ -61,6 +61,13 @@ pub enum PeerRequest {
         key: Bytes,
         record: Bytes,
     },
+    /// Remove `key` if its record is still exactly `record` (an agreed
+    /// tombstone past its grace period).
+    Purge {
+        keyspace: String,
+        key: Bytes,
+        record: Bytes,
+    },
     /// Keep `record` as a hint for `target`, which is down.
     Hint {
         target: String,
