@@ -150,12 +150,20 @@ impl Cluster {
             let probes = others.iter().map(|m| async move {
                 // The answer must come from the member we asked about, not
                 // from whatever process now listens on its old address.
-                let ok = matches!(
-                    this.pool
-                        .call(&m.peer_addr, PeerRequest::Ping, every.max(Duration::from_millis(500)))
-                        .await,
-                    Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id
-                );
+                let answer = this
+                    .pool
+                    .call(
+                        &m.peer_addr,
+                        PeerRequest::Ping,
+                        every.max(Duration::from_millis(500)),
+                    )
+                    .await;
+                if matches!(answer, Err(CallError::Timeout { .. })) {
+                    // A silent link may be black-holed: dial afresh next time.
+                    this.pool.reset(&m.peer_addr);
+                }
+                let ok =
+                    matches!(answer, Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id);
                 (m.node_id.clone(), ok)
             });
             for (node, ok) in futures::future::join_all(probes).await {

@@ -130,6 +130,7 @@ impl Cluster {
         let mut quorum = self.tracker(level, &replicas);
         let needed = quorum.needed();
         self.precheck(&quorum, &replicas)?;
+        let replicas_n = replicas.len();
         let mut replies: Vec<(NodeId, Option<Record>)> = Vec::with_capacity(replicas.len());
         let (tx, mut rx) = mpsc::channel::<ReadReply>(replicas.len().max(1));
         for node in replicas {
@@ -181,7 +182,9 @@ impl Cluster {
             ks.spec.conflict,
             replies.iter().filter_map(|(_, r)| r.as_ref()),
         )?;
-        if let Some(m) = &merged {
+        // One replica (this node) has nothing to compare or repair.
+        let single_local = replicas_n == 1 && replies.len() == 1;
+        if let (Some(m), false) = (&merged, single_local) {
             self.db.observe(m.max_timestamp());
             if level == Level::All {
                 self.repair(ks, key, m, &replies).await;

@@ -35,6 +35,9 @@ pub struct Metrics {
     keyspace_disk_bytes: Family<Labels, Gauge>,
     /// Commands served (all kinds), for INFO.
     pub commands_processed: AtomicU64,
+    /// Per-command counter and histogram, resolved once so the hot path
+    /// does not build label sets.
+    per_command: std::collections::HashMap<&'static str, (Counter, Histogram)>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -153,14 +156,34 @@ impl Metrics {
             keyspace_keys,
             keyspace_disk_bytes,
             commands_processed: AtomicU64::new(0),
+            per_command: std::collections::HashMap::new(),
         }
+    }
+
+    /// Pre-registers the metrics of these commands (the command table).
+    pub fn with_commands(mut self, names: impl IntoIterator<Item = &'static str>) -> Self {
+        for name in names {
+            let labels = vec![("command", name.to_string())];
+            let c = self.requests.get_or_create(&labels).clone();
+            let h = self.latency.get_or_create(&labels).clone();
+            self.per_command.insert(name, (c, h));
+        }
+        self
     }
 
     /// Records one served command.
     pub fn observe(&self, command: &str, seconds: f64, error_word: Option<&str>) {
-        let labels = vec![("command", command.to_string())];
-        self.requests.get_or_create(&labels).inc();
-        self.latency.get_or_create(&labels).observe(seconds);
+        match self.per_command.get(command) {
+            Some((c, h)) => {
+                c.inc();
+                h.observe(seconds);
+            }
+            None => {
+                let labels = vec![("command", command.to_string())];
+                self.requests.get_or_create(&labels).inc();
+                self.latency.get_or_create(&labels).observe(seconds);
+            }
+        }
         if let Some(word) = error_word {
             let labels = vec![
                 ("command", command.to_string()),

@@ -82,7 +82,9 @@ impl Node {
         config: NodeConfig,
         storage: Arc<dyn Storage>,
     ) -> Result<Node, NodeError> {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(
+            Metrics::new().with_commands(crate::cmd::table::COMMANDS.iter().map(|s| s.name)),
+        );
         let db = Arc::new(Db::open(
             config.node_id.clone(),
             storage,

@@ -116,6 +116,14 @@ impl PeerPool {
         }
     }
 
+    /// Drops the connection to `addr` (the next call dials anew). For a
+    /// link that stopped delivering without an error, e.g. black-holed.
+    pub fn reset(&self, addr: &str) {
+        if let Some(h) = self.conns.lock().remove(addr) {
+            h.alive.store(false, Ordering::Release);
+        }
+    }
+
     fn handle(&self, addr: &str) -> Handle {
         let mut conns = self.conns.lock();
         if let Some(h) = conns.get(addr) {
