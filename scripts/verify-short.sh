@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Short `fulcrum verify` runs, one per keyspace mode, under kill and
+# partition faults (what CI runs after the tests). Each must exit 0:
+# strong keyspaces linearizable; eventual keyspaces at QUORUM lose no
+# acknowledged write and converge after healing.
+#   scripts/verify-short.sh [path/to/fulcrum]     DURATION=20s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/debug/fulcrum}
+DURATION=${DURATION:-20s}
+if [ ! -x "$BIN" ]; then
+  cargo build --locked -q
+  BIN=target/debug/fulcrum
+fi
+for mode in strong eventual; do
+  echo "== fulcrum verify --mode $mode --nemesis kill,partition --duration $DURATION"
+  "$BIN" verify --workload register --mode "$mode" --nodes 3 \
+    --nemesis kill,partition --duration "$DURATION" --clients 6
+done
