@@ -9,7 +9,7 @@
 //! Instantiate the whole suite for a harness with
 //! [`storage_conformance_tests!`](crate::storage_conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! fulcrum_storage::storage_conformance_tests!(fulcrum_storage::testkit::MemoryHarness::new());
 //! ```
 
