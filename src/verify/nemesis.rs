@@ -11,9 +11,9 @@
 //!   [`super::proxy`]). Clients still reach every node.
 //! * `kill`: SIGKILL the node, then restart it on the same data directory.
 //! * `pause`: SIGSTOP the node, then SIGCONT.
-//! * `clock`: not injected. Clock skew needs a hook in the node (its hybrid
-//!   logical clock reads the host's wall clock, shared by every process on
-//!   one host); the run says so instead of pretending.
+//! * `clock`: skew one node's wall clock (the hybrid logical clock's
+//!   physical source and TTLs) by up to ±5 s with `FAULT CLOCK-OFFSET`,
+//!   then restore it.
 //!
 //! The same seed gives the same schedule (kinds, nodes, modes, durations);
 //! the interleaving with client operations still varies from run to run.
@@ -31,10 +31,6 @@ use super::proxy::Mode;
 use super::recorder::Recorder;
 use super::Console;
 
-/// What the run says when `clock` is asked for.
-const CLOCK_SKIPPED: &str = "skipped, not injected: the node has no clock hook, and processes \
-     on one host share its clock, so skew cannot be injected without faking it";
-
 /// A fault kind of `--nemesis`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,7 +43,7 @@ pub enum Fault {
     Kill,
     /// SIGSTOP a random node, then SIGCONT.
     Pause,
-    /// Clock skew: not possible without a node hook; reported as skipped.
+    /// Clock skew of one node (`FAULT CLOCK-OFFSET`).
     Clock,
 }
 
@@ -91,12 +87,9 @@ pub fn describe(faults: &[Fault]) -> String {
         .join(",")
 }
 
-/// Whether these faults leave the cluster alone (only `clock`, which is
-/// skipped, or nothing).
+/// Whether these faults leave the cluster alone (nothing injected).
 pub fn is_quiet(faults: &[Fault]) -> bool {
-    faults
-        .iter()
-        .all(|f| matches!(f, Fault::None | Fault::Clock))
+    faults.iter().all(|f| matches!(f, Fault::None))
 }
 
 /// Runs the schedule until `deadline`; every fault is healed before this
@@ -114,13 +107,15 @@ pub async fn run(
         recorder,
         console,
     };
-    if faults.contains(&Fault::Clock) {
-        log.note("clock", CLOCK_SKIPPED);
-    }
     let kinds: Vec<Fault> = faults
         .iter()
         .copied()
-        .filter(|f| matches!(f, Fault::Partition | Fault::Kill | Fault::Pause))
+        .filter(|f| {
+            matches!(
+                f,
+                Fault::Partition | Fault::Kill | Fault::Pause | Fault::Clock
+            )
+        })
         .collect();
     if kinds.is_empty() {
         return log.events;
@@ -179,7 +174,30 @@ pub async fn run(
                     Err(e) => log.note("heal", &format!("SIGCONT {name} failed: {e:#}")),
                 }
             }
-            Fault::None | Fault::Clock => {}
+            Fault::Clock => {
+                // Skew one node's wall clock (FAULT CLOCK-OFFSET): up to
+                // 5 s ahead or behind, then back.
+                let magnitude = rng.random_range(100..=5_000i64);
+                let offset = if rng.random_bool(0.5) {
+                    magnitude
+                } else {
+                    -magnitude
+                };
+                let off = offset.to_string();
+                match cluster
+                    .admin(node, &["FAULT", "CLOCK-OFFSET", off.as_str()])
+                    .await
+                {
+                    Ok(_) => log.note("clock", &format!("{name}'s clock {offset:+} ms")),
+                    Err(e) => log.note("clock", &format!("skewing {name} failed: {e:#}")),
+                }
+                tokio::time::sleep(hold).await;
+                match cluster.admin(node, &["FAULT", "CLOCK-OFFSET", "0"]).await {
+                    Ok(_) => log.note("heal", &format!("{name}'s clock restored")),
+                    Err(e) => log.note("heal", &format!("restoring {name}'s clock failed: {e:#}")),
+                }
+            }
+            Fault::None => {}
         }
         sleep_until(Instant::now() + rest, deadline).await;
     }
@@ -265,7 +283,8 @@ mod tests {
             vec![Fault::Partition, Fault::Kill]
         );
         assert_eq!(describe(&[Fault::Partition, Fault::Kill]), "partition,kill");
-        assert!(is_quiet(&[Fault::Clock]));
+        assert!(is_quiet(&[Fault::None]));
+        assert!(!is_quiet(&[Fault::Clock]));
         assert!(!is_quiet(&[Fault::Pause]));
     }
 }

@@ -80,17 +80,28 @@ pub struct Db {
     pub trees: crate::aae::Trees,
 }
 
-/// Milliseconds since the Unix epoch by the system clock.
+/// A deliberate offset added to this process's wall clock, in ms: the
+/// clock-skew fault (`FAULT CLOCK-OFFSET`, only with `--allow-faults`).
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Sets the clock-skew fault's offset (0 turns it off).
+pub fn set_clock_offset_ms(ms: i64) {
+    CLOCK_OFFSET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Milliseconds since the Unix epoch by the system clock (plus the
+/// clock-skew fault's offset, normally 0).
 pub fn wall_ms() -> u64 {
     // Inside a simulation: the simulated clock, so runs repeat exactly.
     #[cfg(feature = "sim")]
     if let Some(ms) = crate::netio::sim_wall_ms() {
         return ms;
     }
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    now.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 impl Db {

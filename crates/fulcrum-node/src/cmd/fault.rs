@@ -4,6 +4,9 @@
 //! - `FAULT DELAY-PUTS ms`: replica writes arriving from peers are applied
 //!   only after `ms` milliseconds (0 turns it off) — makes a replica
 //!   deterministically stale.
+//! - `FAULT CLOCK-OFFSET ms`: shifts this node's wall clock (the hybrid
+//!   logical clock's physical source, TTLs) by `ms`, which may be negative;
+//!   0 turns it off.
 //! - `FAULT DROP-PUTS 1|0`: replica writes arriving from peers are refused
 //!   (no hint is kept: the node is up), so only read repair or
 //!   anti-entropy can bring the replica back.
@@ -30,6 +33,10 @@ pub fn fault(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 .faults
                 .delay_puts_ms
                 .store(ms as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        [what, ms] if is(what, "CLOCK-OFFSET") => {
+            crate::db::set_clock_offset_ms(int(ms)?);
             Ok(Frame::ok())
         }
         [what, on] if is(what, "DROP-PUTS") => {
