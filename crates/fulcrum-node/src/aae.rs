@@ -93,15 +93,10 @@ impl Db {
         batch: &mut Batch,
         ks: &Keyspace,
         key: &[u8],
-        old: Option<&Record>,
-        new: Option<&Record>,
+        old_d: Option<u64>,
+        new_d: Option<u64>,
     ) {
-        if ks.spec.mode != Mode::Eventual {
-            return;
-        }
-        let old_d = old.map(|r| merkle::digest(&r.encode()));
-        let new_d = new.map(|r| merkle::digest(&r.encode()));
-        if old_d == new_d {
+        if ks.spec.mode != Mode::Eventual || old_d == new_d {
             return;
         }
         let ik = index_key(&ks.spec.name, key);

@@ -71,8 +71,9 @@ pub fn sweep_once(db: &Db, now_ms: u64, limit: usize) -> Result<usize, DbError> 
                 if still_due {
                     batch.remove(table, Bytes::copy_from_slice(key));
                     let ks = table.strip_prefix("data.").and_then(|n| db.catalog.get(n));
-                    if let (Some(ks), Ok(old)) = (ks, Record::decode(&bytes)) {
-                        db.aae_stage(&mut batch, &ks, key, Some(&old), None);
+                    if let Some(ks) = ks {
+                        let old_d = fulcrum_core::merkle::digest(&bytes);
+                        db.aae_stage(&mut batch, &ks, key, Some(old_d), None);
                     }
                     db.metrics.expired_keys.inc();
                 }

@@ -200,7 +200,7 @@ impl Db {
             return Ok(false);
         }
         let mut batch = Batch::new();
-        self.aae_stage(&mut batch, ks, key, current.as_ref(), None);
+        self.aae_stage(&mut batch, ks, key, current.as_ref().map(digest_of), None);
         batch.remove(&ks.table, Bytes::copy_from_slice(key));
         self.storage.write(batch)?;
         self.metrics.tombstones_purged.inc();
@@ -216,7 +216,10 @@ impl Db {
         old: Option<&Record>,
     ) -> Result<(), DbError> {
         let mut batch = Batch::new();
-        self.aae_stage(&mut batch, ks, key, old, Some(record));
+        // Encode once: the same bytes are stored and digested.
+        let encoded = record.encode();
+        let new_d = Some(fulcrum_core::merkle::digest(&encoded));
+        self.aae_stage(&mut batch, ks, key, old.map(digest_of), new_d);
         for v in &record.versions {
             if let (Some(at), false) = (v.expires_at_ms, v.tombstone) {
                 batch.put(
@@ -226,8 +229,14 @@ impl Db {
                 );
             }
         }
-        batch.put(&ks.table, Bytes::copy_from_slice(key), record.encode());
+        batch.put(&ks.table, Bytes::copy_from_slice(key), encoded);
         self.storage.write(batch)?;
         Ok(())
     }
+}
+
+/// The anti-entropy digest of a stored record (of its encoded bytes, as
+/// stored).
+fn digest_of(record: &Record) -> u64 {
+    fulcrum_core::merkle::digest(&record.encode())
 }
