@@ -2,7 +2,10 @@
 # Short `fulcrum verify` runs, one per keyspace mode, under kill and
 # partition faults (what CI runs after the tests). Each must exit 0:
 # strong keyspaces linearizable; eventual keyspaces at QUORUM lose no
-# acknowledged write and converge after healing.
+# acknowledged write and converge after healing. A third run cuts nodes
+# off while clients write at ANY (hinted writes count) and read at ONE:
+# every partition's replicas must reach equal Merkle roots after healing
+# through hinted handoff and anti-entropy alone, before any read repairs.
 #   scripts/verify-short.sh [path/to/fulcrum]     DURATION=20s
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +20,6 @@ for mode in strong eventual; do
   "$BIN" verify --workload register --mode "$mode" --nodes 3 \
     --nemesis kill,partition --duration "$DURATION" --clients 6
 done
+echo "== fulcrum verify --mode eventual --levels ONE,ANY --nemesis partition --duration $DURATION"
+"$BIN" verify --workload register --mode eventual --levels ONE,ANY --nodes 3 \
+  --nemesis partition --duration "$DURATION" --clients 6

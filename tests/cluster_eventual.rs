@@ -932,3 +932,60 @@ async fn hinted_writes_reach_a_restarted_replica() {
         assert_eq!(get(&mut c3, &format!("h{i}")).await, Some(format!("v{i}")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hint_holder_keeps_its_hints_and_delivers_them() {
+    let mut cluster = Cluster::start().await;
+    let mut c = cluster.client(1, "default").await;
+    create_eventual(&mut c, "hk", &[]).await;
+    let mut c1 = cluster.client(1, "hk").await;
+    cluster.nodes[2].kill9();
+    cluster.wait_state(1, "n3", "down").await;
+    for i in 0..30 {
+        set(&mut c1, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    let pending = |s: serde_json::Value| s["hints_pending"].as_u64().unwrap_or(0);
+    assert_eq!(
+        pending(status_json(cluster.node(1)).await),
+        30,
+        "n1 coordinated every write and holds a hint for n3 of each"
+    );
+    // The hint holder crashes before n3 returns; its hints were durable.
+    drop(c1);
+    cluster.nodes[0].kill9();
+    cluster.nodes[0].restart().await;
+    assert_eq!(
+        pending(status_json(cluster.node(1)).await),
+        30,
+        "hints survive kill -9 of their holder"
+    );
+    cluster.nodes[2].restart().await;
+    eventually("hints delivered after the owner returned", async || {
+        let p = pending(status_json(cluster.node(1)).await);
+        if p == 0 {
+            Ok(())
+        } else {
+            Err(format!("{p} pending"))
+        }
+    })
+    .await;
+    // n3 now holds every value: its Merkle roots equal n1's.
+    eventually("n1 and n3 have the same Merkle roots", async || {
+        let roots = async |n: usize| {
+            let r = cluster.node(n).http_get("/anti-entropy/hk").await;
+            serde_json::from_str::<serde_json::Value>(&r.body).map(|v| v["roots"].clone())
+        };
+        let (r1, r3) = (roots(1).await, roots(3).await);
+        if r1.is_ok() && r1.as_ref().ok() == r3.as_ref().ok() {
+            Ok(())
+        } else {
+            Err("roots differ".to_string())
+        }
+    })
+    .await;
+    let mut c3 = cluster.client(3, "hk").await;
+    level(&mut c3, "READ", "ONE").await;
+    for i in 0..30 {
+        assert_eq!(get(&mut c3, &format!("k{i}")).await, Some(format!("v{i}")));
+    }
+}

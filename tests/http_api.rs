@@ -1,5 +1,5 @@
 //! The HTTP port of the real binary: `/health`, `/status` (JSON) and
-//! `/metrics` (Prometheus/OpenMetrics text).
+//! `/metrics` (Prometheus/OpenMetrics text), `/anti-entropy/{keyspace}`.
 
 mod common;
 
@@ -261,4 +261,45 @@ async fn metrics_count_requests_latency_errors_and_keyspace_sizes() {
         Some(4.0),
         "{m2}"
     );
+}
+
+#[tokio::test]
+async fn anti_entropy_roots_change_with_writes_and_name_bad_keyspaces() {
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    assert_eq!(
+        cmd(&mut c, &["KEYSPACE", "CREATE", "bank", "MODE", "strong"]).await,
+        ok()
+    );
+    let roots = async || -> serde_json::Map<String, Value> {
+        let r = node.http_get("/anti-entropy/default").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["keyspace"], "default");
+        v["roots"].as_object().cloned().unwrap()
+    };
+    let before = roots().await;
+    // One node replicates every partition.
+    assert_eq!(before.len(), 4096);
+    assert_eq!(cmd(&mut c, &["SET", "k", "v"]).await, ok());
+    let after = roots().await;
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(p, r)| after.get(*p) != Some(*r))
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        changed.len(),
+        1,
+        "one key changes one partition's root: {changed:?}"
+    );
+    assert_eq!(cmd(&mut c, &["SET", "k", "v2"]).await, ok());
+    assert_ne!(roots().await[&changed[0]], after[&changed[0]]);
+
+    let missing = node.http_get("/anti-entropy/nope").await;
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert!(missing.body.contains("nope"), "{missing:?}");
+    let strong = node.http_get("/anti-entropy/bank").await;
+    assert_eq!(strong.status, 400, "{strong:?}");
+    assert!(strong.body.contains("strong"), "{strong:?}");
 }

@@ -40,6 +40,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of one admin request (PING, FAULT, KEYSPACE) or status probe.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Anti-entropy interval of the nodes under test: short, so that replicas
+/// a partition left behind converge through Merkle exchange within seconds
+/// of healing (the product default is 10 s).
+pub const AAE_INTERVAL_MS: u64 = 1_000;
+
 /// How the cluster is laid out.
 pub struct ClusterOptions {
     pub nodes: usize,
@@ -92,6 +97,13 @@ pub struct MemberStatus {
 #[derive(Debug, Deserialize)]
 pub struct KeyspaceStatus {
     pub name: String,
+}
+
+/// `/anti-entropy/{keyspace}`: a node's Merkle root of each partition it
+/// replicates.
+#[derive(Debug, Deserialize)]
+pub struct AntiEntropy {
+    pub roots: std::collections::BTreeMap<u32, String>,
 }
 
 impl TestCluster {
@@ -196,6 +208,8 @@ impl TestCluster {
             .arg(n.peer.to_string())
             .arg("--peer-advertise-addr")
             .arg(n.advertise.to_string())
+            .arg("--aae-interval-ms")
+            .arg(AAE_INTERVAL_MS.to_string())
             .arg("--allow-faults");
         if !seeds.is_empty() {
             let list: Vec<String> = seeds.iter().map(ToString::to_string).collect();
@@ -305,6 +319,18 @@ impl TestCluster {
             .await
             .context("/status timed out")??;
         serde_json::from_str(&body).context("unreadable /status")
+    }
+
+    /// Node `i`'s Merkle roots of eventual keyspace `keyspace`.
+    ///
+    /// # Errors
+    /// Connection, HTTP or JSON failure.
+    pub async fn anti_entropy(&self, i: usize, keyspace: &str) -> anyhow::Result<AntiEntropy> {
+        let path = format!("/anti-entropy/{keyspace}");
+        let body = tokio::time::timeout(ADMIN_TIMEOUT, http_get(self.nodes[i].http, &path))
+            .await
+            .with_context(|| format!("{path} timed out"))??;
+        serde_json::from_str(&body).with_context(|| format!("unreadable {path}"))
     }
 
     /// Sends one command to node `i` on a fresh connection.

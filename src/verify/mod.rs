@@ -57,6 +57,11 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// delayed replica puts) to land before the final reads.
 const SETTLE: Duration = Duration::from_secs(3);
 
+/// How long after healing the replicas of an eventual keyspace may take to
+/// agree on their Merkle roots through hinted handoff and anti-entropy
+/// alone (the nodes exchange trees every [`cluster::AAE_INTERVAL_MS`]).
+const MERKLE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Runs `fulcrum verify` and exits with its verdict's code.
 ///
 /// # Errors
@@ -232,6 +237,14 @@ async fn drive(
         .context("the cluster did not recover after healing")?;
     tokio::time::sleep(SETTLE).await;
 
+    let merkle = if s.mode == ModeArg::Eventual {
+        console
+            .line("anti-entropy probe: every partition's replicas' Merkle roots, before any read");
+        Some(probe::await_merkle_agreement(cluster, KEYSPACE, MERKLE_PATIENCE, console).await?)
+    } else {
+        None
+    };
+
     console.line("final reads");
     probe::final_reads(&plan, &recorder).await;
     let replicas = if s.mode == ModeArg::Eventual {
@@ -255,6 +268,7 @@ async fn drive(
         reproduce,
         events,
         replicas,
+        merkle,
     };
     if let Some(path) = &args.history_out {
         report::save(path, &history, &meta)

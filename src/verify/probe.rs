@@ -42,6 +42,83 @@ pub const PROBE_ROUNDS: usize = 3;
 /// values (empty: absent). Only the key's replicas are listed.
 pub type ReplicaStates = BTreeMap<String, BTreeMap<String, Vec<Value>>>;
 
+/// Each ring partition's Merkle roots after healing: partition → replica
+/// node id → root (hex), as each node reports the partitions it replicates.
+pub type MerkleRoots = BTreeMap<u32, BTreeMap<String, String>>;
+
+/// What [`await_merkle_agreement`] saw: the last roots and how long after
+/// healing they were read.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct MerkleProbe {
+    pub roots: MerkleRoots,
+    pub waited_ms: u64,
+    pub patience_ms: u64,
+}
+
+/// Whether every partition's replicas report the same root.
+pub fn roots_agree(roots: &MerkleRoots) -> bool {
+    roots
+        .values()
+        .all(|by_node| by_node.values().collect::<BTreeSet<_>>().len() <= 1)
+}
+
+/// Polls every node's Merkle roots of the keyspace until all replicas of
+/// every partition agree or `patience` runs out, without reading any key
+/// (reads would repair replicas and hide what anti-entropy and hinted
+/// handoff did on their own).
+///
+/// # Errors
+/// A node's roots cannot be read within `patience`.
+pub async fn await_merkle_agreement(
+    cluster: &TestCluster,
+    keyspace: &str,
+    patience: Duration,
+    console: &Console,
+) -> anyhow::Result<MerkleProbe> {
+    let started = Instant::now();
+    loop {
+        let mut roots = MerkleRoots::new();
+        let mut failure = None;
+        for i in 0..cluster.len() {
+            match cluster.anti_entropy(i, keyspace).await {
+                Ok(ae) => {
+                    for (p, root) in ae.roots {
+                        roots
+                            .entry(p)
+                            .or_default()
+                            .insert(cluster.nodes[i].id.clone(), root);
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e.context(format!("{}'s Merkle roots", cluster.nodes[i].id)))
+                }
+            }
+        }
+        let waited = started.elapsed();
+        let done = failure.is_none() && roots_agree(&roots);
+        if done || waited >= patience {
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let differing = roots
+                .values()
+                .filter(|r| r.values().collect::<BTreeSet<_>>().len() > 1)
+                .count();
+            console.line(format!(
+                "anti-entropy: {differing} of {} partitions differ after {} ms",
+                roots.len(),
+                waited.as_millis()
+            ));
+            return Ok(MerkleProbe {
+                roots,
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                patience_ms: u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Reads every key once more, after healing, into the history.
 pub async fn final_reads(plan: &Plan, recorder: &Recorder) {
     let levels = plan.levels.map(|(_, write)| (Level::All, write));

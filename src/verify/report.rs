@@ -33,7 +33,7 @@ use fulcrum_core::level::Level;
 use serde::{Deserialize, Serialize};
 
 use super::nemesis::{self, Event, Fault};
-use super::probe::ReplicaStates;
+use super::probe::{roots_agree, MerkleProbe, ReplicaStates};
 use super::{enum_name, ClaimArg, ModeArg, WorkloadKind};
 
 /// Exit code: a claim is violated.
@@ -69,6 +69,10 @@ pub struct RunMeta {
     /// Eventual keyspaces: every replica's final state.
     #[serde(default)]
     pub replicas: Option<ReplicaStates>,
+    /// Eventual keyspaces: the replicas' Merkle roots after healing, before
+    /// any read.
+    #[serde(default)]
+    pub merkle: Option<MerkleProbe>,
 }
 
 /// Flags that override a saved run's settings when re-checking.
@@ -139,6 +143,11 @@ impl Claims {
                         &format!("{levels} has W+R<=N: not claimed (informational)"),
                     );
                 }
+                claim(
+                    CheckKind::AntiEntropy,
+                    true,
+                    "after healing, hinted handoff and Merkle-tree anti-entropy make every partition's replicas equal without any read",
+                );
                 claim(
                     CheckKind::Convergence,
                     true,
@@ -217,7 +226,55 @@ fn run_check(kind: CheckKind, history: &History, meta: &RunMeta) -> Report {
             ),
         },
         CheckKind::Session => session_check(history),
+        CheckKind::AntiEntropy => match &meta.merkle {
+            Some(probe) => merkle_check(probe),
+            None => Report::new(
+                CheckKind::AntiEntropy,
+                Verdict::Unknown,
+                "no Merkle roots were recorded",
+            ),
+        },
     }
+}
+
+/// Merkle roots of each partition among its replicas (`check_convergence`
+/// over partitions, grouped by replica set as in [`convergence_check`]).
+fn merkle_check(probe: &MerkleProbe) -> Report {
+    let mut groups: BTreeMap<Vec<&String>, Vec<u32>> = BTreeMap::new();
+    for (p, by_node) in &probe.roots {
+        groups.entry(by_node.keys().collect()).or_default().push(*p);
+    }
+    let mut merged = Report::new(CheckKind::AntiEntropy, Verdict::Valid, "");
+    for partitions in groups.values() {
+        let mut by_node: BTreeMap<String, BTreeMap<String, &String>> = BTreeMap::new();
+        for p in partitions {
+            for (node, root) in &probe.roots[p] {
+                by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(format!("partition {p}"), root);
+            }
+        }
+        let report = check_convergence(&by_node);
+        merged.verdict = merged.verdict.worst(report.verdict);
+        merged.findings.extend(report.findings);
+        merged.keys.extend(report.keys);
+    }
+    merged.summary = if roots_agree(&probe.roots) {
+        format!(
+            "every replica of all {} partitions has the same Merkle root {} ms after healing, before any read",
+            probe.roots.len(),
+            probe.waited_ms
+        )
+    } else {
+        format!(
+            "{} of {} partitions still differ among their replicas {} ms after healing (anti-entropy did not converge them)",
+            merged.keys.len(),
+            probe.roots.len(),
+            probe.patience_ms
+        )
+    };
+    merged
 }
 
 /// A replica's state of a key, shown as `absent` when empty.
@@ -456,6 +513,7 @@ pub fn recheck(path: &Path, overrides: &Overrides, json: bool) -> anyhow::Result
             reproduce: String::new(),
             events: Vec::new(),
             replicas: None,
+            merkle: None,
         },
     };
     if let Some(w) = overrides.workload {
@@ -506,6 +564,7 @@ mod tests {
             reproduce: String::new(),
             events: Vec::new(),
             replicas: None,
+            merkle: None,
         }
     }
 
@@ -527,6 +586,7 @@ mod tests {
             enforced(&quorum),
             vec![
                 CheckKind::LostWrites,
+                CheckKind::AntiEntropy,
                 CheckKind::Convergence,
                 CheckKind::Session
             ]
@@ -536,14 +596,54 @@ mod tests {
         one.claim = Some(ClaimArg::Linearizable);
         assert_eq!(
             enforced(&Claims::for_run(&one)),
-            vec![CheckKind::Convergence, CheckKind::Linearizability]
+            vec![
+                CheckKind::AntiEntropy,
+                CheckKind::Convergence,
+                CheckKind::Linearizability
+            ]
         );
         let mut faulty = meta(ModeArg::Eventual, WorkloadKind::Register);
         faulty.nemesis = vec![Fault::Partition];
         assert_eq!(
             enforced(&Claims::for_run(&faulty)),
-            vec![CheckKind::LostWrites, CheckKind::Convergence]
+            vec![
+                CheckKind::LostWrites,
+                CheckKind::AntiEntropy,
+                CheckKind::Convergence
+            ]
         );
+    }
+
+    #[test]
+    fn anti_entropy_compares_each_partition_among_its_own_replicas() {
+        let roots = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(n, r)| (n.to_string(), r.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut probe = MerkleProbe {
+            waited_ms: 1200,
+            patience_ms: 30_000,
+            ..MerkleProbe::default()
+        };
+        probe
+            .roots
+            .insert(7, roots(&[("n1", "aa"), ("n2", "aa"), ("n3", "aa")]));
+        probe
+            .roots
+            .insert(9, roots(&[("n2", "bb"), ("n4", "bb"), ("n5", "bb")]));
+        let report = merkle_check(&probe);
+        assert_eq!(report.verdict, Verdict::Valid, "{report:?}");
+        assert!(report.summary.contains("1200 ms"), "{}", report.summary);
+
+        probe
+            .roots
+            .insert(11, roots(&[("n1", "cc"), ("n2", "cc"), ("n3", "dd")]));
+        let report = merkle_check(&probe);
+        assert_eq!(report.verdict, Verdict::Invalid);
+        assert_eq!(report.keys, vec!["partition 11".to_string()]);
+        assert!(report.findings[0].contains("n3"), "{:?}", report.findings);
     }
 
     #[test]

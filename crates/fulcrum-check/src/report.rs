@@ -51,6 +51,9 @@ pub enum CheckKind {
     Session,
     /// Replica convergence ([`crate::check_convergence`]).
     Convergence,
+    /// Replicas' Merkle roots agree without reads (anti-entropy and hinted
+    /// handoff; judged with [`crate::check_convergence`] over partitions).
+    AntiEntropy,
 }
 
 impl fmt::Display for CheckKind {
@@ -61,6 +64,7 @@ impl fmt::Display for CheckKind {
             CheckKind::LostWrites => "lost writes",
             CheckKind::Session => "session guarantees",
             CheckKind::Convergence => "convergence",
+            CheckKind::AntiEntropy => "anti-entropy",
         })
     }
 }

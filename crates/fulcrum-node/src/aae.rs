@@ -205,6 +205,21 @@ impl Cluster {
             .collect()
     }
 
+    /// Partitions of `ks` this node replicates, with this node's Merkle root
+    /// of each (the empty tree's root where it holds none of its keys).
+    pub fn replicated_roots(&self, ks: &Keyspace) -> Vec<(u32, u64)> {
+        let ring = self.ring();
+        let n = (ks.spec.replicas as usize).min(self.member_count()).max(1);
+        (0..DEFAULT_PARTITIONS)
+            .filter(|p| {
+                ring.preference_list(fulcrum_core::ring::PartitionId(*p), n)
+                    .iter()
+                    .any(|x| **x == *self.me.node_id)
+            })
+            .map(|p| (p, self.db.trees.root(&ks.spec.name, p)))
+            .collect()
+    }
+
     /// One anti-entropy pass of keyspace `ks` with every live peer.
     pub async fn aae_pass(self: &Arc<Self>, ks: &Arc<Keyspace>) -> PassStats {
         let mut stats = PassStats::default();

@@ -1,9 +1,9 @@
 //! HTTP on `--http-addr`: `/health`, `/status` (JSON), `/metrics`
-//! (Prometheus text).
+//! (Prometheus text), `/anti-entropy/{keyspace}` (this node's Merkle roots).
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -63,6 +63,7 @@ pub fn router(cluster: Arc<Cluster>, config: Arc<NodeConfig>) -> Router {
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/anti-entropy/{keyspace}", get(anti_entropy))
         .with_state(AppState {
             db,
             cluster,
@@ -140,6 +141,44 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
         uptime_seconds: s.db.uptime().as_secs(),
         hints_pending: s.db.hint_backlog(),
     })
+}
+
+/// This node's anti-entropy state of one eventual keyspace.
+#[derive(Debug, Serialize)]
+pub struct AntiEntropyStatus {
+    pub keyspace: String,
+    /// Root hash (16 hex digits) of the Merkle tree of every ring partition
+    /// this node replicates. Replicas of a partition that hold the same data
+    /// have the same root.
+    pub roots: std::collections::BTreeMap<u32, String>,
+}
+
+async fn anti_entropy(
+    State(s): State<AppState>,
+    Path(keyspace): Path<String>,
+) -> Result<Json<AntiEntropyStatus>, (StatusCode, String)> {
+    let ks = match s.db.catalog.get(&keyspace) {
+        Some(ks) if ks.spec.mode == fulcrum_core::keyspace::Mode::Eventual => ks,
+        Some(_) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("keyspace {keyspace} is strong: Raft keeps its replicas equal, it has no Merkle trees\n"),
+            ))
+        }
+        None => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no keyspace named {keyspace}\n"),
+            ))
+        }
+    };
+    let roots = s
+        .cluster
+        .replicated_roots(&ks)
+        .into_iter()
+        .map(|(p, r)| (p, format!("{r:016x}")))
+        .collect();
+    Ok(Json(AntiEntropyStatus { keyspace, roots }))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
