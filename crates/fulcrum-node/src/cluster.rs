@@ -45,6 +45,10 @@ pub struct Faults {
     /// Replica writes from peers are refused (the replica misses them; only
     /// read repair or anti-entropy bring them back).
     pub drop_puts: std::sync::atomic::AtomicBool,
+    /// Strong keyspaces: `LINEARIZABLE` reads are served from this node's
+    /// applied state, without a read index and without forwarding to the
+    /// leader: the stale-follower-read bug, on purpose.
+    pub stale_reads: std::sync::atomic::AtomicBool,
 }
 
 pub struct Cluster {
