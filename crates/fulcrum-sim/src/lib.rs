@@ -522,7 +522,7 @@ async fn node_software(i: usize, cfg: SimConfig, slot: SlotRef) -> turmoil::Resu
         raft_seed: Some(
             cfg.seed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .wrapping_add(u64::from(boots) << 8 | i as u64),
+                .wrapping_add((u64::from(boots) << 8) | i as u64),
         ),
         ..NodeConfig::default()
     };

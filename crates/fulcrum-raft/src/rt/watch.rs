@@ -211,8 +211,7 @@ mod tests {
         // Nothing new: changed() waits until the next send.
         let waiter = tokio::spawn(async move {
             rx.changed().await.unwrap();
-            let v = *rx.borrow_and_update();
-            v
+            rx
         });
         tokio::task::yield_now().await;
         assert!(tx.send_if_modified(|v| {
@@ -220,7 +219,8 @@ mod tests {
             true
         }));
         assert!(!tx.send_if_modified(|_| false));
-        assert_eq!(waiter.await.unwrap(), 3);
+        let mut rx = waiter.await.unwrap();
+        assert_eq!(*rx.borrow_and_update(), 3);
     }
 
     #[tokio::test]
