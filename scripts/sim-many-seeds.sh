@@ -6,10 +6,10 @@
 #
 #   scripts/sim-many-seeds.sh                 # seeds 1..=500
 #   scripts/sim-many-seeds.sh 1000..2000      # seeds 1000 to 1999
-#   scripts/sim-many-seeds.sh 1..=50 --twice  # run each seed twice (without the
-#                                             # strong keyspace, whose Raft groups
-#                                             # are not deterministic yet) and fail
-#                                             # seeds whose histories differ
+#   scripts/sim-many-seeds.sh 1..=50 --twice  # run each seed twice (eventual and
+#                                             # strong keyspaces) and fail seeds
+#                                             # whose histories, logs or simulated
+#                                             # durations differ
 #
 # Environment (optional):
 #   FULCRUM_SIM_SCENARIO=calm|partitions|crashes|mixed|lossy

@@ -92,6 +92,10 @@ pub struct VerifyArgs {
     /// Known-bad control: `FAULT DELAY-PUTS ms` on the last node during the run.
     #[arg(long, value_name = "MS", hide = true)]
     pub(super) delay_puts: Option<u64>,
+    /// Known-bad control: `FAULT STALE-READS on` on every node during the
+    /// run (strong keyspaces: reads served from local state, no read index).
+    #[arg(long, hide = true)]
+    pub(super) stale_reads: bool,
 }
 
 impl VerifyArgs {
@@ -144,6 +148,9 @@ impl Settings {
         };
         if args.delay_puts.is_some() && mode != ModeArg::Eventual {
             bail!("--delay-puts delays eventual replica writes; use it with --mode eventual");
+        }
+        if args.stale_reads && mode != ModeArg::Strong {
+            bail!("--stale-reads breaks strong reads; use it with --mode strong");
         }
         let seed = args.seed.unwrap_or_else(rand::random);
         Ok(Settings {
@@ -233,6 +240,9 @@ pub fn reproduce_command(args: &VerifyArgs, s: &Settings) -> String {
     }
     if let Some(ms) = args.delay_puts {
         cmd.push_str(&format!(" --delay-puts {ms}"));
+    }
+    if args.stale_reads {
+        cmd.push_str(" --stale-reads");
     }
     cmd
 }

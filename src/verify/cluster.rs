@@ -74,6 +74,9 @@ pub struct TestCluster {
     paused: Vec<bool>,
     pids: Pids,
     pub net: FaultNet,
+    /// `FAULT STALE-READS` is on: a restarted node gets it again (runtime
+    /// faults do not survive a restart).
+    stale_reads: bool,
     root: PathBuf,
     /// Removes the data directory on drop unless the run keeps it.
     _tempdir: Option<tempfile::TempDir>,
@@ -148,6 +151,7 @@ impl TestCluster {
             nodes,
             pids,
             net,
+            stale_reads: false,
             root,
             _tempdir: tempdir,
         };
@@ -374,6 +378,22 @@ impl TestCluster {
             .map(drop)
     }
 
+    /// `FAULT STALE-READS on|off` on every node, and on every node
+    /// restarted later while it is on.
+    ///
+    /// # Errors
+    /// As [`TestCluster::admin`].
+    pub async fn set_stale_reads(&mut self, on: bool) -> anyhow::Result<()> {
+        self.stale_reads = on;
+        let word = if on { "on" } else { "off" };
+        for i in 0..self.len() {
+            if self.is_running(i) {
+                self.admin(i, &["FAULT", "STALE-READS", word]).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// SIGKILL node `i` and close its proxy (peers see a dead host).
     ///
     /// # Errors
@@ -402,7 +422,11 @@ impl TestCluster {
             .map(|j| self.nodes[j].advertise)
             .collect();
         self.spawn(i, &seeds)?;
-        self.wait_ready(i, READY_TIMEOUT).await
+        self.wait_ready(i, READY_TIMEOUT).await?;
+        if self.stale_reads {
+            self.admin(i, &["FAULT", "STALE-READS", "on"]).await?;
+        }
+        Ok(())
     }
 
     /// SIGSTOP node `i`.

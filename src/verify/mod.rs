@@ -210,6 +210,17 @@ async fn drive(
         ));
     }
 
+    if args.stale_reads {
+        cluster
+            .set_stale_reads(true)
+            .await
+            .context("cannot set FAULT STALE-READS")?;
+        console.line(
+            "control: every node serves strong reads from its own applied state, \
+             without a read index (FAULT STALE-READS)",
+        );
+    }
+
     let recorder = Recorder::new(Instant::now());
     let deadline = recorder.start() + args.duration;
     let mut rng = rand::rngs::StdRng::seed_from_u64(s.seed);
@@ -230,6 +241,9 @@ async fn drive(
     events.extend(nemesis::heal_all(cluster, &recorder, console).await);
     if args.delay_puts.is_some() {
         cluster.set_delay_puts(cluster.len() - 1, 0).await?;
+    }
+    if args.stale_reads {
+        cluster.set_stale_reads(false).await?;
     }
     cluster
         .wait_all_up(RECOVERY_TIMEOUT)

@@ -45,6 +45,10 @@ pub struct Faults {
     /// Replica writes from peers are refused (the replica misses them; only
     /// read repair or anti-entropy bring them back).
     pub drop_puts: std::sync::atomic::AtomicBool,
+    /// Strong keyspaces: `LINEARIZABLE` reads are served from this node's
+    /// applied state, without a read index and without forwarding to the
+    /// leader: the stale-follower-read bug, on purpose.
+    pub stale_reads: std::sync::atomic::AtomicBool,
 }
 
 pub struct Cluster {
@@ -107,11 +111,20 @@ impl Cluster {
             pool: pool.clone(),
             timeout: request_timeout.max(Duration::from_secs(5)),
         });
-        let groups = fulcrum_raft::Groups::new(
+        let groups = fulcrum_raft::Groups::with_parts(
             fulcrum_raft::PeerNode::new(me.node_id.clone(), me.peer_addr.clone()),
-            db.storage.clone(),
+            crate::netio::raft_committer(db.storage.clone()).map_err(|source| {
+                fulcrum_raft::RaftError::Storage {
+                    op: "start raft group commit",
+                    source,
+                }
+            })?,
             transport,
-            fulcrum_raft::GroupsConfig::default(),
+            crate::netio::raft_clock(),
+            fulcrum_raft::GroupsConfig {
+                rng_seed: config.raft_seed,
+                ..fulcrum_raft::GroupsConfig::default()
+            },
         )?;
         Ok(Cluster {
             me,

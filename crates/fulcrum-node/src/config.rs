@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// Accept `FAULT …` commands (tests, demos, `fulcrum verify`). Never
     /// on in production.
     pub allow_faults: bool,
+    /// Seeds the Raft groups' randomness (election timeouts), so a
+    /// deterministic simulation repeats; not a setting (no flag, no file
+    /// key). `None`: seeded from the OS.
+    #[serde(skip)]
+    pub raft_seed: Option<u64>,
 }
 
 impl Default for NodeConfig {
@@ -86,6 +91,7 @@ impl Default for NodeConfig {
             aae_interval_ms: 10_000,
             tombstone_grace_ms: 3_600_000,
             allow_faults: false,
+            raft_seed: None,
         }
     }
 }

@@ -27,7 +27,13 @@
 //!   for that window, where a crash can still lose them. Other policies
 //!   return at once, as they do for real;
 //! - [`in_simulation`] lets the TTL sweeper run inline instead of on the
-//!   blocking pool (whose threads finish in real time).
+//!   blocking pool (whose threads finish in real time);
+//! - [`raft_committer`]: the Raft groups' durability, for the same reason
+//!   as [`sim_durable`], through `GroupCommit::inline` (the same simulated
+//!   fsync latency, then an inline sync); [`raft_clock`]: Raft proposals
+//!   stamped with the simulated clock. Together with `NodeConfig::raft_seed`
+//!   (openraft's election timeouts drawn from a seed) they make strong
+//!   keyspaces repeat in a simulation.
 
 #[cfg(not(feature = "sim"))]
 pub use tokio::net::{TcpListener, TcpStream};
@@ -44,6 +50,39 @@ pub fn http_listener(listener: TcpListener) -> TcpListener {
 
 #[cfg(feature = "sim")]
 pub use sim::*;
+
+/// The Raft groups' group commit: its own fsync thread (policy `always`);
+/// inside a simulation, inline on simulated time (see the module docs).
+///
+/// # Errors
+/// The fsync thread cannot start.
+pub fn raft_committer(
+    storage: std::sync::Arc<dyn fulcrum_storage::Storage>,
+) -> Result<std::sync::Arc<fulcrum_storage::GroupCommit>, fulcrum_storage::StorageError> {
+    use fulcrum_storage::{FsyncPolicy, GroupCommit};
+    #[cfg(feature = "sim")]
+    if turmoil::in_simulation() {
+        return Ok(std::sync::Arc::new(GroupCommit::inline(
+            storage,
+            FsyncPolicy::Always,
+            SIM_FSYNC_LATENCY,
+        )));
+    }
+    Ok(std::sync::Arc::new(GroupCommit::new(
+        storage,
+        FsyncPolicy::Always,
+    )?))
+}
+
+/// The clock that stamps Raft proposals: the system clock; inside a
+/// simulation, the simulated one ([`sim_wall_ms`]).
+pub fn raft_clock() -> std::sync::Arc<dyn fulcrum_raft::Clock> {
+    #[cfg(feature = "sim")]
+    if turmoil::in_simulation() {
+        return std::sync::Arc::new(sim::SimClock);
+    }
+    std::sync::Arc::new(fulcrum_raft::SystemClock)
+}
 
 #[cfg(feature = "sim")]
 mod sim {
@@ -267,6 +306,16 @@ mod sim {
     /// in any ordinary process).
     pub fn sim_wall_ms() -> Option<u64> {
         turmoil::since_epoch().map(|d| d.as_millis() as u64)
+    }
+
+    /// Raft's clock on a simulated host: [`sim_wall_ms`].
+    pub struct SimClock;
+
+    impl fulcrum_raft::Clock for SimClock {
+        fn now_ms(&self) -> u64 {
+            // Off a simulated host (never in practice): the system clock.
+            sim_wall_ms().unwrap_or_else(|| fulcrum_raft::SystemClock.now_ms())
+        }
     }
 
     /// `Db::durable` inside a simulation (see the module docs); `None`

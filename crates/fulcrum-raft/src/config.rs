@@ -43,6 +43,11 @@ pub struct GroupsConfig {
     /// follower's fsync or a large value can exceed on every retry.
     /// Default 1 s.
     pub rpc_timeout: Duration,
+    /// Seeds openraft's randomness (election timeouts, tick phases) for
+    /// reproducible runs: each group draws from this seed mixed with its
+    /// id ([`crate::rt`]). `None` (the default): seeded from the OS. Set by
+    /// deterministic simulation only.
+    pub rng_seed: Option<u64>,
 }
 
 impl Default for GroupsConfig {
@@ -58,6 +63,7 @@ impl Default for GroupsConfig {
             read_timeout: Duration::from_secs(5),
             max_payload_entries: 300,
             rpc_timeout: Duration::from_secs(1),
+            rng_seed: None,
         }
     }
 }

@@ -229,10 +229,19 @@ impl<T: RaftTransport> Groups<T> {
             inner.local_id,
             inner.config.rpc_timeout,
         );
-        let raft = Raft::new(inner.local_id, inner.raft_config.clone(), network, log, sm)
-            .await
-            .map_err(|e| RaftError::fatal(&group, e))?;
-        let existing = match initialize(&raft, members).await {
+        // With a seed, openraft's tasks for this group (core, ticker,
+        // replication) draw their randomness from it (`crate::rt`).
+        let seed = inner
+            .config
+            .rng_seed
+            .map(|s| crate::rt::splitmix64(s, crate::types::fnv1a(group.to_string().as_bytes())));
+        let raft = crate::rt::seeded(
+            seed,
+            Raft::new(inner.local_id, inner.raft_config.clone(), network, log, sm),
+        )
+        .await
+        .map_err(|e| RaftError::fatal(&group, e))?;
+        let existing = match crate::rt::seeded(seed, initialize(&raft, members)).await {
             Ok(existing) => existing,
             Err(e) => {
                 if let Err(stop) = raft.shutdown().await {

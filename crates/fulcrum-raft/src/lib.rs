@@ -14,6 +14,8 @@
 //!   protocol, and openraft's network traits on top of it;
 //! - [`groups`]: [`Groups`], the API the node uses (open groups, propose,
 //!   read, answer peers' RPCs, leaders, metrics, shutdown);
+//! - [`rt`]: openraft's runtime (tokio) with randomness that a
+//!   deterministic simulation can seed ([`GroupsConfig::rng_seed`]);
 //! - `testkit` (feature `testkit`): an in-memory transport with
 //!   partitions, and a manual clock.
 //!
@@ -33,6 +35,7 @@ mod error;
 pub mod groups;
 pub mod log_store;
 pub mod network;
+pub mod rt;
 pub mod state_machine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -142,12 +142,14 @@ impl GroupTables {
 openraft::declare_raft_types!(
     /// openraft's type configuration for Fulcrum's groups: log payloads are
     /// [`Request`]s, responses [`Response`]s, nodes [`PeerNode`]s with
-    /// `u64` ids, on tokio.
+    /// `u64` ids, on tokio with seedable randomness
+    /// ([`crate::rt::FulcrumRuntime`]).
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = NodeId,
         Node = PeerNode,
+        AsyncRuntime = crate::rt::FulcrumRuntime,
 );
 
 /// A log id (leader's term and node, index).

@@ -89,10 +89,9 @@ pub struct SimConfig {
     pub eventual_clients: usize,
     /// Clients running the register workload on the strong keyspace.
     pub strong_clients: usize,
-    /// Whether the strong keyspace exists at all. Strong keyspaces run
-    /// openraft groups, whose election timeouts and group commit are not
-    /// yet deterministic (see the crate docs), so runs without it are the
-    /// ones that repeat exactly.
+    /// Whether the strong keyspace (8 Raft groups) exists at all. On by
+    /// default; runs with and without it repeat exactly (see the crate
+    /// docs). Off makes runs shorter, for harness self-tests.
     pub strong: bool,
     /// Keys per keyspace (few keys, so operations on a key overlap).
     pub keys: usize,

@@ -17,29 +17,40 @@
 //!   linearizability ([`fulcrum_check::check_linearizable`]) of GET / SET /
 //!   SET … IFEQ.
 //!
-//! The network (latency, holds, drops), the nemesis schedule, the workload
-//! and the HLC's wall clock all come from the seed; `FULCRUM_SIM_SEED=<n>`
-//! reruns one seed.
+//! The network (latency, holds, drops), the nemesis schedule, the workload,
+//! the HLC's wall clock and Raft's election timeouts all come from the
+//! seed; `FULCRUM_SIM_SEED=<n>` reruns one seed.
 //!
 //! # Determinism
 //!
-//! A run without the strong keyspace ([`SimConfig::strong`] `= false`)
-//! repeats exactly: same seed, same history, operation for operation, with
-//! the same simulated times (`tests/simulation.rs` asserts it). To get
-//! there, the node's `sim` feature (`fulcrum_node::netio`) swaps in
-//! turmoil's sockets, a fixed-hasher map for the peer pool, the simulated
-//! clock for the HLC, an inline sync for `Db::durable`, and an inline TTL
-//! sweep; and the harness cuts a node's links while turmoil drops a crashed
-//! host (tokio drops tasks in task-id order, which is process-global).
+//! A run repeats exactly, the strong keyspace's Raft groups included: same
+//! seed, same history, operation for operation, with the same simulated
+//! times and the same nemesis log (`tests/simulation.rs` asserts it, and
+//! that another seed gives another history). To get there, the node's
+//! `sim` feature (`fulcrum_node::netio`) swaps in turmoil's sockets, a
+//! fixed-hasher map for the peer pool, the simulated clock for the HLC and
+//! for Raft proposals, an inline sync for `Db::durable` and for the Raft
+//! log (`GroupCommit::inline`), and an inline TTL sweep; the harness cuts a
+//! node's links while turmoil drops a crashed host (tokio drops tasks in
+//! task-id order, which is process-global); and each node boot gets a Raft
+//! seed from the simulation's seed (`NodeConfig::raft_seed`), from which
+//! fulcrum-raft's runtime (`fulcrum_raft::rt`) draws openraft's election
+//! timeouts and tick phases. That runtime also replaces tokio's `watch`
+//! channel, whose receivers wake in a random order (tokio seeds its
+//! per-runtime generator only under `--cfg tokio_unstable`), with one that
+//! wakes them in the order they waited.
 //!
-//! Runs *with* the strong keyspace check the same properties but do not
-//! repeat exactly yet: fulcrum-raft's openraft groups draw election
-//! timeouts and tick phases from openraft's `AsyncRuntime::thread_rng`
-//! (OS-seeded for tokio), and the Raft log waits on the group-commit OS
-//! thread. Making them repeat needs, under `sim`, openraft-rt's
-//! `DeterministicRng<TokioRuntime>` as the `AsyncRuntime` (seeded per node
-//! from the simulation) and the Raft log store's durability through the
-//! same inline sync as `Db::durable`.
+//! What could still break it: tokio's per-runtime generator also picks the
+//! first branch `tokio::select!` polls, so where two branches of a
+//! `select!` without `biased;` are ready in the same poll, their order is
+//! random. Most of the node's loops select between work and shutdown,
+//! which are never both ready during a run; the exception is a peer
+//! connection's loop (`net/transport.rs`: queued requests vs. arrived
+//! replies), where handling one before the other changes only the order of
+//! bytes on independent directions of one connection — not observed to
+//! change a history (`scripts/sim-many-seeds.sh … --twice` checks). Running
+//! the simulation under `RUSTFLAGS="--cfg tokio_unstable"` lets turmoil seed
+//! that generator too.
 //!
 //! # What is simulated
 //!
@@ -56,11 +67,12 @@
 //! - Durability: nodes run `fsync always`. The group-commit OS thread
 //!   cannot run deterministically under turmoil (it finishes in real time,
 //!   so waiters would wake at a random simulated instant), so with the
-//!   `sim` feature `Db::durable` syncs inline after a simulated 2 ms fsync:
-//!   an acknowledged write is durable, as in production, and a write is
-//!   visible but not yet durable for that window (at a coordinator: the
-//!   whole replication round trip), where a crash loses it, as in
-//!   production. The Raft log still uses the real group-commit thread.
+//!   `sim` feature `Db::durable` and the Raft log and vote syncs run inline
+//!   after a simulated 2 ms fsync: an acknowledged write is durable, as in
+//!   production, and a write is visible but not yet durable for that window
+//!   (at a coordinator: the whole replication round trip), where a crash
+//!   loses it, as in production. (Each Raft sync is its own; they are not
+//!   shared between concurrent waiters as the thread shares them.)
 //! - Time: every host runs on simulated time (timeouts, probers, hinted
 //!   handoff, anti-entropy, Raft timers); the HLC's wall clock is the
 //!   simulation's clock.
@@ -479,11 +491,12 @@ async fn node_software(i: usize, cfg: SimConfig, slot: SlotRef) -> turmoil::Resu
         let disk = slot.borrow().disk.clone();
         Arc::new(MemoryStorage::open(&disk)?)
     };
-    {
+    let boots = {
         let mut s = slot.borrow_mut();
         s.storage = Some(storage.clone());
         s.boots += 1;
-    }
+        s.boots
+    };
     let config = NodeConfig {
         node_id: node_name(i),
         data_dir: "/nonexistent/fulcrum-sim".into(),
@@ -504,6 +517,13 @@ async fn node_software(i: usize, cfg: SimConfig, slot: SlotRef) -> turmoil::Resu
         sweep_interval_ms: 3_600_000,
         request_timeout_ms: cfg.request_timeout_ms,
         allow_faults: true,
+        // openraft's election timeouts: from the seed, different for each
+        // node and each boot of it.
+        raft_seed: Some(
+            cfg.seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add((u64::from(boots) << 8) | i as u64),
+        ),
         ..NodeConfig::default()
     };
     let node = Node::start_with_storage(config, storage).await?;

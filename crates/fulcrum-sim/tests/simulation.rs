@@ -8,8 +8,9 @@
 //!   after the heal, strong keyspace linearizable. A linearizability
 //!   search that runs out of budget is reported as undecided, not failed
 //!   (`FULCRUM_SIM_STRICT=1` fails it too).
-//! - `same_seed_same_history`: a seed repeats exactly (without the strong
-//!   keyspace, whose Raft groups are not deterministic yet).
+//! - `same_seed_same_history`: a seed repeats exactly, strong keyspace
+//!   (Raft elections and all) included; `another_seed_another_history`:
+//!   the seed is what decides.
 //! - `checkers_catch_writes_lost_without_fsync`: the harness notices when
 //!   acknowledged writes are not durable.
 //! - `FULCRUM_SIM_SEED=<n>` runs one seed with its full report
@@ -76,50 +77,90 @@ fn mixed_seeds() {
     run_seeds(&[3, 7], Scenario::Mixed);
 }
 
+/// Runs `config` and panics with the report if the simulation broke.
+fn run_ok(config: SimConfig) -> RunOutcome {
+    Sim::with_config(config)
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The first operation where two histories differ, for the failure message.
+fn first_difference(a: &RunOutcome, b: &RunOutcome) -> String {
+    let first = a
+        .history
+        .ops()
+        .iter()
+        .zip(b.history.ops())
+        .find(|(x, y)| x != y);
+    format!(
+        "{} vs {} ops; first difference:\n  {:?}\n  {:?}",
+        a.history.len(),
+        b.history.len(),
+        first.map(|p| p.0),
+        first.map(|p| p.1),
+    )
+}
+
+/// How many recorded operations were on the strong keyspace.
+fn strong_ops(o: &RunOutcome) -> usize {
+    o.history
+        .ops()
+        .iter()
+        .filter(|op| op.key.starts_with("st/"))
+        .count()
+}
+
 /// The whole point: a seed is a reproducible run. Same seed, same history
-/// (every operation, outcome, observed value and simulated time), same
-/// nemesis log. Without the strong keyspace: its openraft groups draw
-/// election timeouts from an OS-seeded RNG and wait on the group-commit
-/// thread, so they do not repeat yet (see the crate docs).
+/// (every operation, outcome, observed value and simulated time, on both
+/// the eventual and the strong keyspace), same nemesis log — Raft elections
+/// included: openraft's randomness is seeded from the simulation's seed and
+/// Raft's fsyncs run on simulated time (see the crate docs).
 #[test]
 fn same_seed_same_history() {
     let seed = 15; // mixed: holds and crashes
-    let config = || SimConfig {
-        strong: false,
-        ..SimConfig::from_seed(seed)
-    };
-    let a = Sim::with_config(config())
-        .run()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let b = Sim::with_config(config())
-        .run()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let a = run_ok(SimConfig::from_seed(seed));
+    let b = run_ok(SimConfig::from_seed(seed));
     assert!(
         a.history.len() > 50,
         "too few operations: {}",
         a.history.len()
     );
-    assert!(a.passed(), "{}", a.render());
-    let (ja, jb) = (
-        a.history.to_json().expect("json"),
-        b.history.to_json().expect("json"),
+    assert!(
+        strong_ops(&a) > 20,
+        "too few strong operations: {}",
+        strong_ops(&a)
     );
-    if ja != jb {
-        let first = a
-            .history
-            .ops()
-            .iter()
-            .zip(b.history.ops())
-            .find(|(x, y)| x != y);
-        panic!(
-            "seed {seed}: two runs recorded different histories ({} vs {} ops); first difference:\n  {:?}\n  {:?}",
-            a.history.len(),
-            b.history.len(),
-            first.map(|p| p.0),
-            first.map(|p| p.1),
-        );
-    }
+    assert!(a.passed(), "{}", a.render());
+    assert!(
+        a.history == b.history,
+        "seed {seed}: two runs recorded different histories ({})",
+        first_difference(&a, &b)
+    );
     assert_eq!(a.log, b.log, "seed {seed}: nemesis/client logs differ");
+    assert_eq!(a.simulated, b.simulated, "seed {seed}: run lengths differ");
+}
+
+/// The converse, so the test above cannot pass by ignoring the seed:
+/// another seed of the same scenario gives another strong history.
+#[test]
+fn another_seed_another_history() {
+    let (a, b) = (
+        run_ok(SimConfig::from_seed(15)),
+        run_ok(SimConfig::from_seed(19)),
+    );
+    assert_eq!(a.config.scenario, b.config.scenario);
+    let strong = |o: &RunOutcome| {
+        fulcrum_check::History::subset(
+            o.history
+                .ops()
+                .iter()
+                .filter(|op| op.key.starts_with("st/")),
+        )
+    };
+    assert!(
+        strong(&a) != strong(&b),
+        "seeds 15 and 19 recorded the same strong history"
+    );
 }
 
 /// The harness has teeth: with `fsync never` an acknowledged write is not
@@ -177,9 +218,8 @@ fn one_seed_from_env() {
 
 /// `FULCRUM_SIM_SEEDS=<a>..<b>` (end exclusive) or `<a>..=<b>`: many seeds,
 /// one line each; fails at the end listing every failing seed (nothing
-/// without the variable). `FULCRUM_SIM_TWICE=1` runs each seed twice
-/// without the strong keyspace (see `same_seed_same_history`) and also
-/// fails seeds whose two histories differ.
+/// without the variable). `FULCRUM_SIM_TWICE=1` runs each seed twice (see
+/// `same_seed_same_history`) and also fails seeds whose two runs differ.
 #[test]
 fn many_seeds_from_env() {
     let Ok(range) = std::env::var("FULCRUM_SIM_SEEDS") else {
@@ -209,9 +249,6 @@ fn many_seeds_from_env() {
             Some(s) => SimConfig::with_scenario(seed, s),
             None => SimConfig::from_seed(seed),
         };
-        if twice {
-            config.strong = false;
-        }
         if let Some(policy) = &fsync {
             config.fsync = *policy;
         }
@@ -225,9 +262,11 @@ fn many_seeds_from_env() {
         };
         eprintln!("{}", outcome.summary());
         if twice {
-            let same = Sim::with_config(config)
-                .run()
-                .is_ok_and(|b| b.history == outcome.history && b.log == outcome.log);
+            let same = Sim::with_config(config).run().is_ok_and(|b| {
+                b.history == outcome.history
+                    && b.log == outcome.log
+                    && b.simulated == outcome.simulated
+            });
             if !same {
                 eprintln!("seed {seed:>5}: NOT DETERMINISTIC: a second run differs");
                 failed.push(seed);

@@ -37,6 +37,16 @@
 //! only grows and only after a successful sync, no waiter is released by an
 //! earlier sync or by a failed one.
 //!
+//! # Inline mode (simulation)
+//!
+//! [`GroupCommit::inline`] makes a committer without a thread: under
+//! `always`, `durable` waits a modelled fsync latency on the caller's tokio
+//! timer and then syncs on the caller's task. A deterministic simulation
+//! needs it: an OS thread finishes in real time, so its waiters would wake
+//! at an unrepeatable simulated instant. Each call syncs on its own (no
+//! sharing); the sync still starts after the call, so the promise above
+//! holds.
+//!
 //! # Failures
 //!
 //! A failed (or panicking) sync poisons the committer: every current and
@@ -149,6 +159,8 @@ struct Shared {
     progress: watch::Sender<Progress>,
     durable_requests: AtomicU64,
     syncs: AtomicU64,
+    /// Inline mode: no thread; `durable` sleeps this long, then syncs.
+    inline: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -188,21 +200,7 @@ impl GroupCommit {
     /// # Errors
     /// `StorageError::Io` if the OS refuses to start the thread.
     pub fn new(storage: Arc<dyn Storage>, policy: FsyncPolicy) -> StorageResult<GroupCommit> {
-        let policy = match policy {
-            FsyncPolicy::Interval(every) => {
-                FsyncPolicy::Interval(every.max(Duration::from_millis(1)))
-            }
-            other => other,
-        };
-        let shared = Arc::new(Shared {
-            storage,
-            policy,
-            requests: Mutex::new(Requests::default()),
-            wake: Condvar::new(),
-            progress: watch::Sender::new(Progress::default()),
-            durable_requests: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(storage, policy, None));
         let thread = std::thread::Builder::new()
             .name("fulcrum-fsync".to_string())
             .spawn({
@@ -217,6 +215,23 @@ impl GroupCommit {
             shared,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// A committer without a thread, for deterministic simulation (see the
+    /// module docs): under `always`, [`GroupCommit::durable`] sleeps
+    /// `latency` (a modelled fsync, on the caller's tokio timer) and then
+    /// syncs `storage` on the caller's task. Under `interval`, nothing is
+    /// synced before shutdown (as `never`). [`GroupCommit::shutdown`] does
+    /// the final sync inline.
+    pub fn inline(
+        storage: Arc<dyn Storage>,
+        policy: FsyncPolicy,
+        latency: Duration,
+    ) -> GroupCommit {
+        GroupCommit {
+            shared: Arc::new(Shared::new(storage, policy, Some(latency))),
+            thread: Mutex::new(None),
+        }
     }
 
     /// Waits until every write that returned before this call is durable as
@@ -244,6 +259,10 @@ impl GroupCommit {
         if self.shared.policy != FsyncPolicy::Always {
             return Ok(());
         }
+        if let Some(latency) = self.shared.inline {
+            tokio::time::sleep(latency).await;
+            return self.sync_inline(ticket);
+        }
         self.shared.wake.notify_one();
 
         let mut progress = self.shared.progress.subscribe();
@@ -268,6 +287,9 @@ impl GroupCommit {
     /// `StorageError::Poisoned` if the final or an earlier sync failed;
     /// `StorageError::Engine` if the sync thread panicked.
     pub fn shutdown(&self) -> StorageResult<()> {
+        if self.shared.inline.is_some() {
+            return self.shutdown_inline();
+        }
         let Some(thread) = self.thread.lock().take() else {
             return Ok(());
         };
@@ -283,6 +305,47 @@ impl GroupCommit {
             Some(failure) => Err(StorageError::Poisoned(failure.to_string())),
             None => Ok(()),
         }
+    }
+
+    /// Inline mode: one sync on the caller's task covering `ticket`.
+    fn sync_inline(&self, ticket: u64) -> StorageResult<()> {
+        if let Some(failure) = self.failure() {
+            return Err(StorageError::Poisoned(failure.to_string()));
+        }
+        match sync_once(&self.shared) {
+            Ok(()) => {
+                self.shared
+                    .progress
+                    .send_modify(|p| p.synced = p.synced.max(ticket));
+                Ok(())
+            }
+            Err(message) => {
+                tracing::error!(
+                    error = %message,
+                    "fsync failed; refusing all further durability requests"
+                );
+                let failure: Arc<str> = Arc::from(message.as_str());
+                self.shared
+                    .progress
+                    .send_modify(|p| p.failure = Some(failure.clone()));
+                Err(StorageError::Poisoned(message))
+            }
+        }
+    }
+
+    /// Inline mode's shutdown: refuse new requests, one final sync.
+    fn shutdown_inline(&self) -> StorageResult<()> {
+        let target = {
+            let mut requests = self.shared.requests.lock();
+            if requests.shutdown {
+                return Ok(());
+            }
+            requests.shutdown = true;
+            requests.requested
+        };
+        let outcome = self.sync_inline(target);
+        self.shared.progress.send_modify(|p| p.stopped = true);
+        outcome
     }
 
     /// The policy in force.
@@ -319,6 +382,27 @@ impl Drop for GroupCommit {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "group commit: final sync at shutdown failed");
+        }
+    }
+}
+
+impl Shared {
+    fn new(storage: Arc<dyn Storage>, policy: FsyncPolicy, inline: Option<Duration>) -> Shared {
+        let policy = match policy {
+            FsyncPolicy::Interval(every) => {
+                FsyncPolicy::Interval(every.max(Duration::from_millis(1)))
+            }
+            other => other,
+        };
+        Shared {
+            storage,
+            policy,
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+            durable_requests: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            inline,
         }
     }
 }
@@ -703,6 +787,45 @@ mod tests {
         let disk = memory.disk();
         eventually(|| disk.durable_get("t", b"k").is_some()).await;
         assert!(gc.syncs() >= 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn inline_mode_makes_writes_durable_and_syncs_at_shutdown() {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        let gc = GroupCommit::inline(
+            memory.clone(),
+            FsyncPolicy::Always,
+            Duration::from_millis(2),
+        );
+        put(memory.as_ref(), "k".to_string());
+        assert_eq!(memory.disk().durable_get("t", b"k"), None);
+        gc.durable().await.unwrap();
+        assert_eq!(gc.syncs(), 1);
+        assert!(memory.disk().durable_get("t", b"k").is_some());
+
+        // Shutdown syncs what is left, then refuses new requests.
+        put(memory.as_ref(), "late".to_string());
+        gc.shutdown().unwrap();
+        assert!(memory.disk().durable_get("t", b"late").is_some());
+        assert!(matches!(gc.durable().await, Err(StorageError::Closed)));
+        gc.shutdown().unwrap();
+        assert_eq!(gc.syncs(), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn inline_mode_poisons_after_a_failed_sync() {
+        let storage = Arc::new(FailingSync {
+            inner: MemoryStorage::new(),
+            panic: false,
+        });
+        storage.create_table("t").unwrap();
+        let gc = GroupCommit::inline(storage.clone(), FsyncPolicy::Always, Duration::ZERO);
+        put(storage.as_ref(), "k".to_string());
+        assert!(matches!(gc.durable().await, Err(StorageError::Poisoned(_))));
+        assert!(gc.is_poisoned());
+        assert!(matches!(gc.durable().await, Err(StorageError::Poisoned(_))));
+        assert_eq!(gc.syncs(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,11 @@
 //! - `FAULT DROP-PUTS 1|0`: replica writes arriving from peers are refused
 //!   (no hint is kept: the node is up), so only read repair or
 //!   anti-entropy can bring the replica back.
+//! - `FAULT STALE-READS on|off` (or `1|0`): on a strong keyspace, this node
+//!   serves `LINEARIZABLE` reads from its own applied state, without a read
+//!   index and without forwarding to the leader — exactly the bug of a
+//!   follower (or a deposed leader) answering reads. `fulcrum verify` must
+//!   catch it (`tests/verify_catches_bugs.rs`).
 
 use bytes::Bytes;
 use fulcrum_proto::Frame;
@@ -44,6 +49,20 @@ pub fn fault(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ctx.cluster
                 .faults
                 .drop_puts
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        [what, on] if is(what, "STALE-READS") => {
+            let on = if is(on, "ON") {
+                true
+            } else if is(on, "OFF") {
+                false
+            } else {
+                int(on)? != 0
+            };
+            ctx.cluster
+                .faults
+                .stale_reads
                 .store(on, std::sync::atomic::Ordering::Relaxed);
             Ok(Frame::ok())
         }

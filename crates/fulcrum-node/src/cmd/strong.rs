@@ -176,7 +176,14 @@ async fn one_group(
 ) -> CmdResult {
     let cluster = ctx.cluster.clone();
     let deadline = Instant::now() + cluster.request_timeout.max(Duration::from_secs(5));
-    let serializable = ctx.read_level(ks) == Level::Serializable;
+    // `FAULT STALE-READS`: reads skip the read index and the leader, as a
+    // buggy follower would (fault injection; off unless `--allow-faults`).
+    let stale = !is_write(spec.handler)
+        && cluster
+            .faults
+            .stale_reads
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let serializable = stale || ctx.read_level(ks) == Level::Serializable;
     let voter = cluster.groups.leader(&gid).is_ok();
     let mut hint: Option<String> = cluster.groups.leader(&gid).ok().flatten().map(|p| p.name);
     let mut last: String;
