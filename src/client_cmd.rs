@@ -102,6 +102,8 @@ pub struct ClusterArgs {
 enum ClusterAction {
     /// Show members and keyspaces as this node sees them.
     Status,
+    /// Exit 0 if the node's /health answers 200 (container health checks).
+    Health,
 }
 
 async fn connect(conn: &Conn) -> anyhow::Result<Client> {
@@ -223,6 +225,11 @@ pub async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
             let body = http_get(&a.http, "/status").await?;
             let v: serde_json::Value = serde_json::from_str(&body).context("bad /status JSON")?;
             println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        ClusterAction::Health => {
+            let body = http_get(&a.http, "/health").await?;
+            println!("{}", body.trim());
             Ok(())
         }
     }

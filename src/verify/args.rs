@@ -68,9 +68,18 @@ pub struct VerifyArgs {
     /// Number of keys the clients contend on.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(super) keys: u32,
-    /// First of 4 consecutive ports per node (RESP, HTTP, peer, proxy); free ports if absent.
+    /// First of 4 consecutive ports per node (RESP, HTTP, peer, proxy; with --docker: 2, the published RESP and HTTP); free ports if absent.
     #[arg(long)]
     pub(super) base_port: Option<u16>,
+    /// Run the nodes as containers of a compose project (image from scripts/docker-build.sh) instead of local processes.
+    #[arg(long)]
+    pub(super) docker: bool,
+    /// With --docker: the image every node runs.
+    #[arg(long, value_name = "IMAGE", default_value = super::docker::DEFAULT_IMAGE, requires = "docker")]
+    pub(super) docker_image: String,
+    /// With --docker: the compose project name [default: a fresh one per run].
+    #[arg(long, value_name = "NAME", requires = "docker")]
+    pub(super) docker_project: Option<String>,
     /// Keep the nodes' data directories and logs (the path is printed).
     #[arg(long)]
     pub(super) keep_data: bool,
@@ -151,6 +160,9 @@ impl Settings {
         }
         if args.stale_reads && mode != ModeArg::Strong {
             bail!("--stale-reads breaks strong reads; use it with --mode strong");
+        }
+        if args.stale_reads && args.docker {
+            bail!("--stale-reads runs on local processes only, not with --docker");
         }
         let seed = args.seed.unwrap_or_else(rand::random);
         Ok(Settings {
@@ -244,6 +256,12 @@ pub fn reproduce_command(args: &VerifyArgs, s: &Settings) -> String {
     if args.stale_reads {
         cmd.push_str(" --stale-reads");
     }
+    if args.docker {
+        cmd.push_str(" --docker");
+        if args.docker_image != super::docker::DEFAULT_IMAGE {
+            cmd.push_str(&format!(" --docker-image {}", args.docker_image));
+        }
+    }
     cmd
 }
 
@@ -267,6 +285,37 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: VerifyArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<VerifyArgs, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("verify").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn docker_runs_reproduce_with_docker_and_docker_flags_need_it() {
+        let args = parse(&["--docker", "--nodes", "5", "--seed", "3"]).expect("parse");
+        let settings = Settings::from_args(&args).expect("settings");
+        let cmd = reproduce_command(&args, &settings);
+        assert!(cmd.contains("--nodes 5"), "{cmd}");
+        assert!(cmd.ends_with(" --docker"), "{cmd}");
+        let custom =
+            parse(&["--docker", "--docker-image", "fulcrum:x", "--seed", "3"]).expect("parse");
+        let settings = Settings::from_args(&custom).expect("settings");
+        assert!(
+            reproduce_command(&custom, &settings).ends_with(" --docker --docker-image fulcrum:x")
+        );
+        assert!(parse(&["--docker-image", "fulcrum:x"]).is_err());
+        assert!(parse(&["--docker-project", "p"]).is_err());
+        let local = parse(&["--seed", "3"]).expect("parse");
+        let settings = Settings::from_args(&local).expect("settings");
+        assert!(!reproduce_command(&local, &settings).contains("docker"));
     }
 
     #[test]

@@ -7,25 +7,22 @@
 //! The first node starts without seeds; the others join through the first
 //! node's advertised address; a restarted node joins through all the others.
 //!
-//! Faults on processes: [`TestCluster::kill9`] (SIGKILL; the node's proxy
-//! stops listening too, so peers see refused connections as they would for
-//! a dead host), [`TestCluster::restart`] (same data directory and ports),
-//! [`TestCluster::pause`] / [`TestCluster::resume`] (SIGSTOP / SIGCONT).
+//! The local backend of [`ClusterUnderTest`]: `kill` is SIGKILL (the node's
+//! proxy stops listening too, so peers see refused connections as they
+//! would for a dead host), `restart` reuses the data directory and ports,
+//! `pause` / `resume` are SIGSTOP / SIGCONT, `isolate` sets proxy rules.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fulcrum_client::{Client, Frame};
-use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use super::proxy::FaultNet;
+use super::backend::{ping, ClusterUnderTest, NodeAddrs};
+use super::proxy::{FaultNet, Mode};
 
 /// Process ids of the running nodes (`None`: not running), shared with the
 /// proxies, which use them to tell which node opened a connection.
@@ -36,14 +33,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a node may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Timeout of one admin request (PING, FAULT, KEYSPACE) or status probe.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Anti-entropy interval of the nodes under test: short, so that replicas
-/// a partition left behind converge through Merkle exchange within seconds
-/// of healing (the product default is 10 s).
-pub const AAE_INTERVAL_MS: u64 = 1_000;
 
 /// How the cluster is laid out.
 pub struct ClusterOptions {
@@ -70,43 +59,17 @@ pub struct NodeSpec {
 pub struct TestCluster {
     exe: PathBuf,
     pub nodes: Vec<NodeSpec>,
+    /// `nodes` as the [`ClusterUnderTest`] seam shows them.
+    addrs: Vec<NodeAddrs>,
     children: Vec<Option<Child>>,
     paused: Vec<bool>,
     pids: Pids,
     pub net: FaultNet,
-    /// `FAULT STALE-READS` is on: a restarted node gets it again (runtime
-    /// faults do not survive a restart).
+    /// `FAULT STALE-READS` is on: a restarted node gets it again.
     stale_reads: bool,
     root: PathBuf,
     /// Removes the data directory on drop unless the run keeps it.
     _tempdir: Option<tempfile::TempDir>,
-}
-
-/// `/status` as far as the verifier reads it.
-#[derive(Debug, Deserialize)]
-pub struct Status {
-    pub members: Vec<MemberStatus>,
-    pub keyspaces: Vec<KeyspaceStatus>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct MemberStatus {
-    pub node_id: String,
-    pub state: String,
-    pub dc: String,
-    pub rack: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct KeyspaceStatus {
-    pub name: String,
-}
-
-/// `/anti-entropy/{keyspace}`: a node's Merkle root of each partition it
-/// replicates.
-#[derive(Debug, Deserialize)]
-pub struct AntiEntropy {
-    pub roots: std::collections::BTreeMap<u32, String>,
 }
 
 impl TestCluster {
@@ -125,7 +88,7 @@ impl TestCluster {
         } else {
             (tempdir.path().to_path_buf(), Some(tempdir))
         };
-        let ports = allocate_ports(options.nodes, options.base_port)?;
+        let ports = allocate_ports(options.nodes, 4, options.base_port)?;
         let nodes: Vec<NodeSpec> = ports
             .chunks(4)
             .enumerate()
@@ -144,8 +107,17 @@ impl TestCluster {
         let net = FaultNet::start(routes, pids.clone())
             .await
             .context("cannot start the peer proxies")?;
+        let addrs = nodes
+            .iter()
+            .map(|n| NodeAddrs {
+                id: n.id.clone(),
+                resp: n.resp,
+                http: n.http,
+            })
+            .collect();
         let mut cluster = TestCluster {
             exe,
+            addrs,
             children: (0..nodes.len()).map(|_| None).collect(),
             paused: vec![false; nodes.len()],
             nodes,
@@ -166,26 +138,6 @@ impl TestCluster {
         }
         cluster.wait_all_up(timeout).await?;
         Ok(cluster)
-    }
-
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn resp_addrs(&self) -> Vec<SocketAddr> {
-        self.nodes.iter().map(|n| n.resp).collect()
-    }
-
-    pub fn is_running(&self, i: usize) -> bool {
-        self.children[i].is_some()
-    }
-
-    pub fn is_paused(&self, i: usize) -> bool {
-        self.paused[i]
     }
 
     fn spawn(&mut self, i: usize, seeds: &[SocketAddr]) -> anyhow::Result<()> {
@@ -213,7 +165,7 @@ impl TestCluster {
             .arg("--peer-advertise-addr")
             .arg(n.advertise.to_string())
             .arg("--aae-interval-ms")
-            .arg(AAE_INTERVAL_MS.to_string())
+            .arg(super::backend::AAE_INTERVAL_MS.to_string())
             .arg("--allow-faults");
         if !seeds.is_empty() {
             let list: Vec<String> = seeds.iter().map(ToString::to_string).collect();
@@ -277,178 +229,6 @@ impl TestCluster {
         }
     }
 
-    /// Waits until every node's `/status` lists all nodes as up members.
-    ///
-    /// # Errors
-    /// The deadline passed; the message says what the nodes last reported.
-    pub async fn wait_all_up(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut problem = None;
-            for (i, n) in self.nodes.iter().enumerate() {
-                match self.status(i).await {
-                    Ok(s) => {
-                        let up = s.members.iter().filter(|m| m.state == "up").count();
-                        if s.members.len() != self.len() || up != self.len() {
-                            problem = Some(format!(
-                                "{} sees {} members, {up} up",
-                                n.id,
-                                s.members.len()
-                            ));
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        problem = Some(format!("{}: {e:#}", n.id));
-                        break;
-                    }
-                }
-            }
-            let Some(problem) = problem else {
-                return Ok(());
-            };
-            if Instant::now() > deadline {
-                bail!("cluster not fully up after {timeout:?}: {problem}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Node `i`'s `/status`.
-    ///
-    /// # Errors
-    /// Connection, HTTP or JSON failure.
-    pub async fn status(&self, i: usize) -> anyhow::Result<Status> {
-        let body = tokio::time::timeout(ADMIN_TIMEOUT, http_get(self.nodes[i].http, "/status"))
-            .await
-            .context("/status timed out")??;
-        serde_json::from_str(&body).context("unreadable /status")
-    }
-
-    /// Node `i`'s Merkle roots of eventual keyspace `keyspace`.
-    ///
-    /// # Errors
-    /// Connection, HTTP or JSON failure.
-    pub async fn anti_entropy(&self, i: usize, keyspace: &str) -> anyhow::Result<AntiEntropy> {
-        let path = format!("/anti-entropy/{keyspace}");
-        let body = tokio::time::timeout(ADMIN_TIMEOUT, http_get(self.nodes[i].http, &path))
-            .await
-            .with_context(|| format!("{path} timed out"))??;
-        serde_json::from_str(&body).with_context(|| format!("unreadable {path}"))
-    }
-
-    /// Sends one command to node `i` on a fresh connection.
-    ///
-    /// # Errors
-    /// Transport failure or an error reply.
-    pub async fn admin(&self, i: usize, args: &[&str]) -> anyhow::Result<Frame> {
-        self.admin_within(i, args, ADMIN_TIMEOUT).await
-    }
-
-    /// As [`TestCluster::admin`], waiting up to `timeout` for the reply.
-    ///
-    /// # Errors
-    /// As [`TestCluster::admin`].
-    pub async fn admin_within(
-        &self,
-        i: usize,
-        args: &[&str],
-        timeout: Duration,
-    ) -> anyhow::Result<Frame> {
-        let mut c = Client::connect_with_timeout(self.nodes[i].resp, Some(timeout))
-            .await
-            .with_context(|| format!("cannot connect to {}", self.nodes[i].id))?;
-        let reply = c
-            .cmd(args)
-            .await
-            .with_context(|| format!("{} on {}", args.join(" "), self.nodes[i].id))?;
-        if let Frame::Error(e) = &reply {
-            bail!("{} on {}: {e}", args.join(" "), self.nodes[i].id);
-        }
-        Ok(reply)
-    }
-
-    /// `FAULT DELAY-PUTS ms` on node `i` (0 turns it off).
-    ///
-    /// # Errors
-    /// As [`TestCluster::admin`].
-    pub async fn set_delay_puts(&self, i: usize, ms: u64) -> anyhow::Result<()> {
-        self.admin(i, &["FAULT", "DELAY-PUTS", &ms.to_string()])
-            .await
-            .map(drop)
-    }
-
-    /// `FAULT STALE-READS on|off` on every node, and on every node
-    /// restarted later while it is on.
-    ///
-    /// # Errors
-    /// As [`TestCluster::admin`].
-    pub async fn set_stale_reads(&mut self, on: bool) -> anyhow::Result<()> {
-        self.stale_reads = on;
-        let word = if on { "on" } else { "off" };
-        for i in 0..self.len() {
-            if self.is_running(i) {
-                self.admin(i, &["FAULT", "STALE-READS", word]).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// SIGKILL node `i` and close its proxy (peers see a dead host).
-    ///
-    /// # Errors
-    /// The signal could not be delivered.
-    pub async fn kill9(&mut self, i: usize) -> anyhow::Result<()> {
-        self.net.set_listening(i, false);
-        if let Some(mut child) = self.children[i].take() {
-            child
-                .start_kill()
-                .with_context(|| format!("cannot kill {}", self.nodes[i].id))?;
-            let _ = child.wait().await;
-        }
-        self.set_pid(i, None);
-        self.paused[i] = false;
-        Ok(())
-    }
-
-    /// Starts node `i` again on its data directory and ports, joining
-    /// through the other nodes, and waits until it answers PING.
-    ///
-    /// # Errors
-    /// Spawning failed or the node did not come up.
-    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
-        let seeds: Vec<SocketAddr> = (0..self.len())
-            .filter(|&j| j != i)
-            .map(|j| self.nodes[j].advertise)
-            .collect();
-        self.spawn(i, &seeds)?;
-        self.wait_ready(i, READY_TIMEOUT).await?;
-        if self.stale_reads {
-            self.admin(i, &["FAULT", "STALE-READS", "on"]).await?;
-        }
-        Ok(())
-    }
-
-    /// SIGSTOP node `i`.
-    ///
-    /// # Errors
-    /// The node is not running or `kill` failed.
-    pub async fn pause(&mut self, i: usize) -> anyhow::Result<()> {
-        self.signal(i, "STOP").await?;
-        self.paused[i] = true;
-        Ok(())
-    }
-
-    /// SIGCONT node `i`.
-    ///
-    /// # Errors
-    /// As [`TestCluster::pause`].
-    pub async fn resume(&mut self, i: usize) -> anyhow::Result<()> {
-        self.signal(i, "CONT").await?;
-        self.paused[i] = false;
-        Ok(())
-    }
-
     async fn signal(&self, i: usize, signal: &str) -> anyhow::Result<()> {
         let pid = self.children[i]
             .as_ref()
@@ -465,13 +245,109 @@ impl TestCluster {
         }
         Ok(())
     }
+}
+
+impl ClusterUnderTest for TestCluster {
+    fn nodes(&self) -> &[NodeAddrs] {
+        &self.addrs
+    }
+
+    fn location(&self) -> String {
+        format!("data in {}", self.root.display())
+    }
+
+    fn is_running(&self, i: usize) -> bool {
+        self.children[i].is_some()
+    }
+
+    fn is_paused(&self, i: usize) -> bool {
+        self.paused[i]
+    }
+
+    /// SIGKILL node `i` and close its proxy (peers see a dead host).
+    async fn kill(&mut self, i: usize) -> anyhow::Result<String> {
+        let name = self.nodes[i].id.clone();
+        self.net.set_listening(i, false);
+        if let Some(mut child) = self.children[i].take() {
+            child
+                .start_kill()
+                .with_context(|| format!("kill -9 {name}"))?;
+            let _ = child.wait().await;
+        }
+        self.set_pid(i, None);
+        self.paused[i] = false;
+        Ok(format!("kill -9 {name}"))
+    }
+
+    /// Starts node `i` again on its data directory and ports, joining
+    /// through the other nodes.
+    async fn restart(&mut self, i: usize) -> anyhow::Result<String> {
+        let seeds: Vec<SocketAddr> = (0..self.len())
+            .filter(|&j| j != i)
+            .map(|j| self.nodes[j].advertise)
+            .collect();
+        self.spawn(i, &seeds)?;
+        self.wait_ready(i, READY_TIMEOUT).await?;
+        if self.stale_reads {
+            self.admin(i, &["FAULT", "STALE-READS", "on"]).await?;
+        }
+        Ok(format!("restarted {} on its data", self.nodes[i].id))
+    }
+
+    async fn set_stale_reads(&mut self, on: bool) -> anyhow::Result<()> {
+        self.stale_reads = on;
+        let word = if on { "on" } else { "off" };
+        for i in 0..self.len() {
+            if self.is_running(i) {
+                self.admin(i, &["FAULT", "STALE-READS", word]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP node `i`.
+    async fn pause(&mut self, i: usize) -> anyhow::Result<String> {
+        self.signal(i, "STOP").await?;
+        self.paused[i] = true;
+        Ok(format!("SIGSTOP {}", self.nodes[i].id))
+    }
+
+    /// SIGCONT node `i`.
+    async fn resume(&mut self, i: usize) -> anyhow::Result<String> {
+        self.signal(i, "CONT").await?;
+        self.paused[i] = false;
+        Ok(format!("SIGCONT {}", self.nodes[i].id))
+    }
+
+    /// Proxy rules on every link from and to node `i`.
+    async fn isolate(&mut self, i: usize, mode: Mode) -> anyhow::Result<String> {
+        self.net.isolate(i, mode);
+        Ok(format!(
+            "isolate {} from the other nodes ({})",
+            self.nodes[i].id,
+            mode.name()
+        ))
+    }
+
+    async fn heal_partitions(&mut self) -> anyhow::Result<String> {
+        self.net.heal();
+        Ok("partition healed".to_string())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let unknown = self.net.unknown_dialers();
+        if unknown == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{unknown} peer connections could not be attributed to a node; \
+             partitions applied to them only when unanimous"
+        )]
+    }
 
     /// Stops every node: SIGCONT if paused, SIGTERM, then SIGKILL after a
     /// grace period.
-    ///
-    /// # Errors
-    /// A node could not be signalled.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
+    async fn stop(&mut self) -> anyhow::Result<()> {
         let mut first_error = None;
         for i in 0..self.len() {
             if self.children[i].is_none() {
@@ -505,9 +381,14 @@ impl TestCluster {
     }
 }
 
-/// Ports for `nodes` nodes: 4 consecutive from `base`, or free ones.
-fn allocate_ports(nodes: usize, base: Option<u16>) -> anyhow::Result<Vec<u16>> {
-    let count = nodes * 4;
+/// Ports for `nodes` nodes, `per_node` each: consecutive from `base`, or
+/// free ones.
+pub fn allocate_ports(
+    nodes: usize,
+    per_node: usize,
+    base: Option<u16>,
+) -> anyhow::Result<Vec<u16>> {
+    let count = nodes * per_node;
     if let Some(base) = base {
         let last = usize::from(base) + count - 1;
         if last > usize::from(u16::MAX) {
@@ -531,70 +412,14 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-async fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut c) = Client::connect_with_timeout(addr, Some(Duration::from_secs(1))).await else {
-        return false;
-    };
-    c.ping().await.is_ok()
-}
-
-/// A minimal HTTP/1.1 GET; returns the body of a 200 answer.
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!(
-            "GET {path}: {}",
-            head.lines().next().unwrap_or("no status line")
-        );
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_string())
-}
-
-/// Decodes a chunked HTTP body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chunked_bodies_decode() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
-    }
-
-    #[test]
     fn base_port_layout_is_consecutive() {
-        let ports = allocate_ports(2, Some(9000)).expect("ports");
+        let ports = allocate_ports(2, 4, Some(9000)).expect("ports");
         assert_eq!(ports, (9000..9008).collect::<Vec<_>>());
-        assert!(allocate_ports(3, Some(u16::MAX - 2)).is_err());
+        assert!(allocate_ports(3, 4, Some(u16::MAX - 2)).is_err());
     }
 }

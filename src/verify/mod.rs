@@ -1,11 +1,18 @@
 //! `fulcrum verify`: a Jepsen-style test. Starts a real cluster of
-//! `fulcrum server` child processes on loopback, runs concurrent clients
+//! `fulcrum server` child processes on loopback (or, with `--docker`,
+//! containers of a compose project), runs concurrent clients
 //! against it while a nemesis injects faults, records every operation into a
 //! [`fulcrum_check::History`], heals the cluster, takes final reads and
 //! checks the history against what the keyspace's consistency level claims.
 //!
 //! * [`args`]: the flags and their validation;
-//! * [`cluster`]: spawning, killing, pausing and restarting nodes;
+//! * [`backend`]: the [`backend::ClusterUnderTest`] seam between a run and
+//!   its cluster: fault primitives per backend, status and admin commands
+//!   once for all;
+//! * [`cluster`]: the local backend: spawning, killing, pausing and
+//!   restarting child processes;
+//! * [`docker`]: the Docker backend: a compose project per run, faults
+//!   through `docker kill/start/pause/unpause/network disconnect`;
 //! * [`proxy`]: one fault-injecting TCP proxy in front of each node's peer
 //!   port (every node advertises its proxy), so partitions are real dropped,
 //!   refused or black-holed connections between real processes;
@@ -22,7 +29,9 @@
 //! start). `TESTING.md` at the repository root explains the claims.
 
 mod args;
+mod backend;
 mod cluster;
+mod docker;
 mod nemesis;
 mod probe;
 mod proxy;
@@ -39,7 +48,9 @@ use rand::SeedableRng;
 
 pub use args::{enum_name, ClaimArg, ModeArg, VerifyArgs, WorkloadKind};
 use args::{reproduce_command, Settings};
+use backend::ClusterUnderTest;
 use cluster::{ClusterOptions, TestCluster};
+use docker::{DockerCluster, DockerOptions};
 use recorder::Recorder;
 use report::{Claims, RunMeta};
 use workload::Plan;
@@ -59,7 +70,7 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 /// How long after healing the replicas of an eventual keyspace may take to
 /// agree on their Merkle roots through hinted handoff and anti-entropy
-/// alone (the nodes exchange trees every [`cluster::AAE_INTERVAL_MS`]).
+/// alone (the nodes exchange trees every [`backend::AAE_INTERVAL_MS`]).
 const MERKLE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs `fulcrum verify` and exits with its verdict's code.
@@ -151,27 +162,49 @@ async fn run_cluster_test(args: &VerifyArgs, s: Settings) -> anyhow::Result<u8> 
     .to_lowercase());
     console.line(format!("reproduce: {reproduce}"));
 
-    let options = ClusterOptions {
-        nodes: usize::from(args.nodes),
-        base_port: args.base_port,
-        keep_data: args.keep_data,
-    };
-    let mut cluster = TestCluster::start(options, STARTUP_TIMEOUT)
-        .await
-        .context("cannot start the cluster under test")?;
+    if args.docker {
+        let options = DockerOptions {
+            nodes: usize::from(args.nodes),
+            image: args.docker_image.clone(),
+            project: args.docker_project.clone(),
+            base_port: args.base_port,
+            keep_data: args.keep_data,
+        };
+        let cluster = DockerCluster::start(options, STARTUP_TIMEOUT)
+            .await
+            .context("cannot start the containerised cluster under test")?;
+        run_on(args, &s, cluster, &console, reproduce).await
+    } else {
+        let options = ClusterOptions {
+            nodes: usize::from(args.nodes),
+            base_port: args.base_port,
+            keep_data: args.keep_data,
+        };
+        let cluster = TestCluster::start(options, STARTUP_TIMEOUT)
+            .await
+            .context("cannot start the cluster under test")?;
+        run_on(args, &s, cluster, &console, reproduce).await
+    }
+}
+
+/// Runs the test on a started cluster and stops it, whatever happens.
+async fn run_on<C: ClusterUnderTest>(
+    args: &VerifyArgs,
+    s: &Settings,
+    mut cluster: C,
+    console: &Console,
+    reproduce: String,
+) -> anyhow::Result<u8> {
     console.line(format!(
-        "cluster: {} nodes up, data in {}",
+        "cluster: {} nodes up, {}",
         cluster.len(),
-        cluster.root().display()
+        cluster.location()
     ));
-    let outcome = drive(args, &s, &mut cluster, &console, reproduce).await;
+    let outcome = drive(args, s, &mut cluster, console, reproduce).await;
     console.finish();
     let stopped = cluster.stop().await;
     if args.keep_data {
-        console.line(format!(
-            "data and node logs kept in {}",
-            cluster.root().display()
-        ));
+        console.line(format!("data and node logs kept: {}", cluster.location()));
     }
     let code = outcome?;
     stopped.context("cannot stop the cluster cleanly")?;
@@ -180,10 +213,10 @@ async fn run_cluster_test(args: &VerifyArgs, s: Settings) -> anyhow::Result<u8> 
 
 /// Everything between "cluster up" and "verdict", so the caller stops the
 /// cluster whatever happens here.
-async fn drive(
+async fn drive<C: ClusterUnderTest>(
     args: &VerifyArgs,
     s: &Settings,
-    cluster: &mut TestCluster,
+    cluster: &mut C,
     console: &Console,
     reproduce: String,
 ) -> anyhow::Result<u8> {

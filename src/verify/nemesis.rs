@@ -6,14 +6,18 @@
 //! healing restores a whole cluster. Every action is printed with its time
 //! since the workload started and kept for the report.
 //!
-//! * `partition`: isolate the node from every other node through the peer
-//!   proxies, in a randomly chosen mode (refuse, drop or black-hole; see
-//!   [`super::proxy`]). Clients still reach every node.
-//! * `kill`: SIGKILL the node, then restart it on the same data directory.
-//! * `pause`: SIGSTOP the node, then SIGCONT.
+//! * `partition`: isolate the node from every other node, in a randomly
+//!   chosen mode (refuse, drop or black-hole; see [`super::proxy`]) where
+//!   the backend can choose (local processes; Docker disconnects the node
+//!   from the peer network whatever the mode).
+//! * `kill`: SIGKILL the node, then restart it on the same data.
+//! * `pause`: freeze the node (SIGSTOP / `docker pause`), then thaw it.
 //! * `clock`: skew one node's wall clock (the hybrid logical clock's
 //!   physical source and TTLs) by up to ±5 s with `FAULT CLOCK-OFFSET`,
 //!   then restore it.
+//!
+//! The faults themselves are the backend's ([`ClusterUnderTest`]); this
+//! module only decides when and where.
 //!
 //! The same seed gives the same schedule (kinds, nodes, modes, durations);
 //! the interleaving with client operations still varies from run to run.
@@ -26,7 +30,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::cluster::TestCluster;
+use super::backend::ClusterUnderTest;
 use super::proxy::Mode;
 use super::recorder::Recorder;
 use super::Console;
@@ -94,8 +98,8 @@ pub fn is_quiet(faults: &[Fault]) -> bool {
 
 /// Runs the schedule until `deadline`; every fault is healed before this
 /// returns. Returns what was done.
-pub async fn run(
-    cluster: &mut TestCluster,
+pub async fn run<C: ClusterUnderTest>(
+    cluster: &mut C,
     faults: &[Fault],
     mut rng: StdRng,
     recorder: &Recorder,
@@ -132,47 +136,35 @@ pub async fn run(
         }
         let kind = kinds[rng.random_range(0..kinds.len())];
         let node = rng.random_range(0..cluster.len());
-        let name = cluster.nodes[node].id.clone();
+        let name = cluster.nodes()[node].id.clone();
         match kind {
             Fault::Partition => {
                 let mode = [Mode::Refuse, Mode::Drop, Mode::BlackHole][rng.random_range(0..3)];
-                cluster.net.isolate(node, mode);
-                log.note(
-                    "partition",
-                    &format!("isolate {name} from the other nodes ({})", mode.name()),
-                );
+                let done = cluster.isolate(node, mode).await;
+                log.outcome("partition", done);
                 tokio::time::sleep(hold).await;
-                cluster.net.heal();
-                log.note("heal", "partition healed");
+                let done = cluster.heal_partitions().await;
+                log.outcome("heal", done);
             }
             Fault::Kill => {
-                match cluster.kill9(node).await {
-                    Ok(()) => log.note("kill", &format!("kill -9 {name}")),
-                    Err(e) => log.note("kill", &format!("kill -9 {name} failed: {e:#}")),
-                }
+                let done = cluster.kill(node).await;
+                log.outcome("kill", done);
                 tokio::time::sleep(hold).await;
                 let started = Instant::now();
-                match cluster.restart(node).await {
-                    Ok(()) => log.note(
-                        "heal",
-                        &format!(
-                            "restarted {name} on its data (answering after {:.1} s)",
-                            started.elapsed().as_secs_f64()
-                        ),
-                    ),
-                    Err(e) => log.note("heal", &format!("restart of {name} failed: {e:#}")),
-                }
+                let done = cluster.restart(node).await.map(|what| {
+                    format!(
+                        "{what} (answering after {:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    )
+                });
+                log.outcome("heal", done);
             }
             Fault::Pause => {
-                match cluster.pause(node).await {
-                    Ok(()) => log.note("pause", &format!("SIGSTOP {name}")),
-                    Err(e) => log.note("pause", &format!("SIGSTOP {name} failed: {e:#}")),
-                }
+                let done = cluster.pause(node).await;
+                log.outcome("pause", done);
                 tokio::time::sleep(hold).await;
-                match cluster.resume(node).await {
-                    Ok(()) => log.note("heal", &format!("SIGCONT {name}")),
-                    Err(e) => log.note("heal", &format!("SIGCONT {name} failed: {e:#}")),
-                }
+                let done = cluster.resume(node).await;
+                log.outcome("heal", done);
             }
             Fault::Clock => {
                 // Skew one node's wall clock (FAULT CLOCK-OFFSET): up to
@@ -206,8 +198,8 @@ pub async fn run(
 
 /// Safety net after the run: resumes paused nodes, restarts dead ones, lifts
 /// every proxy rule. Returns what it had to do.
-pub async fn heal_all(
-    cluster: &mut TestCluster,
+pub async fn heal_all<C: ClusterUnderTest>(
+    cluster: &mut C,
     recorder: &Recorder,
     console: &Console,
 ) -> Vec<Event> {
@@ -216,31 +208,21 @@ pub async fn heal_all(
         recorder,
         console,
     };
-    cluster.net.heal();
+    if let Err(e) = cluster.heal_partitions().await {
+        log.note("heal", &format!("failed: {e:#}"));
+    }
     for i in 0..cluster.len() {
-        let name = cluster.nodes[i].id.clone();
         if cluster.is_paused(i) {
-            match cluster.resume(i).await {
-                Ok(()) => log.note("heal", &format!("SIGCONT {name}")),
-                Err(e) => log.note("heal", &format!("SIGCONT {name} failed: {e:#}")),
-            }
+            let done = cluster.resume(i).await;
+            log.outcome("heal", done);
         }
         if !cluster.is_running(i) {
-            match cluster.restart(i).await {
-                Ok(()) => log.note("heal", &format!("restarted {name}")),
-                Err(e) => log.note("heal", &format!("restart of {name} failed: {e:#}")),
-            }
+            let done = cluster.restart(i).await;
+            log.outcome("heal", done);
         }
     }
-    let unknown = cluster.net.unknown_dialers();
-    if unknown > 0 {
-        log.note(
-            "note",
-            &format!(
-                "{unknown} peer connections could not be attributed to a node; \
-                 partitions applied to them only when unanimous"
-            ),
-        );
+    for note in cluster.notes() {
+        log.note("note", &note);
     }
     log.events
 }
@@ -256,6 +238,14 @@ struct EventLog<'a> {
 }
 
 impl EventLog<'_> {
+    /// Logs what a fault method did, or how it failed.
+    fn outcome(&mut self, fault: &str, done: anyhow::Result<String>) {
+        match done {
+            Ok(what) => self.note(fault, &what),
+            Err(e) => self.note(fault, &format!("failed: {e:#}")),
+        }
+    }
+
     fn note(&mut self, fault: &str, detail: &str) {
         let at = self.recorder.start().elapsed();
         self.console.line(format!(

@@ -24,7 +24,7 @@ use fulcrum_client::{Client, Frame};
 use fulcrum_core::level::Level;
 use fulcrum_core::ring::{Ring, RingNode};
 
-use super::cluster::TestCluster;
+use super::backend::ClusterUnderTest;
 use super::recorder::Recorder;
 use super::workload::{connect, parse_value, set_elements, Plan};
 use super::{Console, WorkloadKind};
@@ -70,7 +70,7 @@ pub fn roots_agree(roots: &MerkleRoots) -> bool {
 /// # Errors
 /// A node's roots cannot be read within `patience`.
 pub async fn await_merkle_agreement(
-    cluster: &TestCluster,
+    cluster: &impl ClusterUnderTest,
     keyspace: &str,
     patience: Duration,
     console: &Console,
@@ -86,11 +86,11 @@ pub async fn await_merkle_agreement(
                         roots
                             .entry(p)
                             .or_default()
-                            .insert(cluster.nodes[i].id.clone(), root);
+                            .insert(cluster.nodes()[i].id.clone(), root);
                     }
                 }
                 Err(e) => {
-                    failure = Some(e.context(format!("{}'s Merkle roots", cluster.nodes[i].id)))
+                    failure = Some(e.context(format!("{}'s Merkle roots", cluster.nodes()[i].id)))
                 }
             }
         }
@@ -189,7 +189,7 @@ async fn final_read(plan: &Plan, recorder: &Recorder, conn: &mut Client, key: &s
 /// # Errors
 /// `/status` unreadable or a replica that cannot be read.
 pub async fn probe_replicas(
-    cluster: &TestCluster,
+    cluster: &impl ClusterUnderTest,
     plan: &Plan,
     recorder: &Recorder,
     console: &Console,
@@ -210,7 +210,7 @@ pub async fn probe_replicas(
             let nodes = ring
                 .preference_list(ring.partition_of(key.as_bytes()), n)
                 .iter()
-                .filter_map(|id| cluster.nodes.iter().position(|s| s.id == id.as_str()))
+                .filter_map(|id| cluster.nodes().iter().position(|s| s.id == id.as_str()))
                 .collect();
             (key, nodes)
         })
@@ -226,7 +226,7 @@ pub async fn probe_replicas(
                 states
                     .entry(key.to_string())
                     .or_default()
-                    .insert(cluster.nodes[node].id.clone(), values.unwrap_or_default());
+                    .insert(cluster.nodes()[node].id.clone(), values.unwrap_or_default());
             }
         }
         todo.retain(|key| !agree(&states, key));
@@ -257,7 +257,7 @@ fn agree(states: &ReplicaStates, key: &str) -> bool {
 
 /// Node `node`'s own copy of `key` (`None`: absent or no live value).
 async fn probe(
-    cluster: &TestCluster,
+    cluster: &impl ClusterUnderTest,
     plan: &Plan,
     conns: &mut [Option<Client>],
     node: usize,
@@ -267,7 +267,7 @@ async fn probe(
     for _ in 0..10 {
         if conns[node].is_none() {
             let levels = Some((Level::One, Level::One));
-            match connect(cluster.nodes[node].resp, &plan.keyspace, levels).await {
+            match connect(cluster.nodes()[node].resp, &plan.keyspace, levels).await {
                 Ok(c) => conns[node] = Some(c),
                 Err(e) => {
                     last_error = Some(e);
@@ -298,7 +298,7 @@ async fn probe(
         .unwrap_or_else(|| anyhow::anyhow!("no answer"))
         .context(format!(
             "cannot read {key} from replica {}",
-            cluster.nodes[node].id
+            cluster.nodes()[node].id
         )))
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use fulcrum_client::{Client, Frame};
 
-use super::cluster::TestCluster;
+use super::backend::ClusterUnderTest;
 use super::workload::{connect, Plan};
 use super::{Console, WorkloadKind};
 
@@ -22,7 +22,7 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// # Errors
 /// The creation was refused, or did not reach every node in time.
 pub async fn create_keyspace(
-    cluster: &TestCluster,
+    cluster: &impl ClusterUnderTest,
     plan: &Plan,
     console: &Console,
 ) -> anyhow::Result<()> {
@@ -58,7 +58,7 @@ pub async fn create_keyspace(
         if Instant::now() > deadline {
             bail!(
                 "node {} does not know keyspace {name} after {:?}",
-                cluster.nodes[node].id,
+                cluster.nodes()[node].id,
                 started.elapsed()
             );
         }
@@ -74,7 +74,7 @@ pub async fn create_keyspace(
 /// One KEYSPACE CREATE through node `via`; a partial or repeated creation
 /// is not an error (the caller waits for every node to know the keyspace).
 async fn send_create(
-    cluster: &TestCluster,
+    cluster: &impl ClusterUnderTest,
     via: usize,
     args: &[&str],
     console: &Console,
