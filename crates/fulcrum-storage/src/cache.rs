@@ -10,20 +10,26 @@
 //!
 //! Coherence (the cache never answers older than the engine would at that
 //! moment), with no help from the caller's locks:
-//! - Keys are spread over striped mutexes; each stripe has a generation
-//!   counter that every write touching the stripe bumps.
-//! - A write first invalidates its keys' entries and bumps their stripes'
-//!   generations, remembers the generations, writes through to the engine,
-//!   and only then — if no other write bumped the stripe meanwhile — installs
-//!   the new values. If another write intervened, the entry stays empty.
-//! - A read that misses notes the stripe's generation, reads the engine, and
-//!   installs what it read only if the generation has not moved: a write that
-//!   started after the note invalidates the read's result.
+//! - Keys are spread over striped mutexes. Each stripe has a generation,
+//!   bumped by every write touching the stripe (before and after it reaches
+//!   the engine), and a count of writes in flight.
+//! - A write forgets its keys' entries, bumps the generation and notes it,
+//!   notes whether another write was in flight, counts itself in, writes
+//!   through to the engine, then counts itself out and installs its values
+//!   only if no other write was in flight when it started and none started
+//!   since (the generation is still its own) — then its write is the last
+//!   one the engine applied to those keys. Otherwise the entries stay empty.
+//!   Either way it bumps the generation again.
+//! - A read that misses notes the generation and whether a write was in
+//!   flight, reads the engine, and installs what it read only if no write was
+//!   in flight and the generation has not moved: no write overlapped the
+//!   read.
 //! - `drop_table` forgets the table's entries before and after the drop.
 //!
-//! So an entry always holds the value of the last completed write (or a read
-//! that no write overlapped), and a write's value is visible in the cache no
-//! earlier than in the engine. Scans, syncs and stats go to the engine.
+//! So an entry always holds what the engine holds, from the moment it is
+//! installed until a write to its stripe begins; a write's value is visible
+//! in the cache no earlier than in the engine. Scans, syncs and stats go to
+//! the engine.
 //!
 //! Bounds: values (and keys) longer than `max_entry_bytes` are not cached;
 //! each stripe holds at most `max_bytes / STRIPES` bytes of entries (keys,
@@ -95,6 +101,8 @@ pub struct CachedStorage {
 #[derive(Default)]
 struct Stripe {
     generation: u64,
+    /// Writes to this stripe between their start and their end.
+    in_flight: u32,
     /// Oldest first.
     entries: Vec<Entry>,
     bytes: usize,
@@ -150,6 +158,14 @@ impl Stripe {
         self.entries.retain(|e| &*e.table != table);
         self.bytes = self.entries.iter().map(Entry::cost).sum();
     }
+}
+
+/// A write's start on one stripe.
+struct Start {
+    stripe: usize,
+    generation: u64,
+    /// No other write was in flight on the stripe.
+    alone: bool,
 }
 
 /// One cached key of a batch on its way through `write`.
@@ -246,13 +262,13 @@ impl Storage for CachedStorage {
             return Err(StorageError::Closed);
         }
         let index = self.stripe_of(table, key);
-        let generation = {
+        let noted = {
             let stripe = self.stripes[index].lock();
             if let Some(i) = stripe.position(table, key) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(stripe.entries[i].value.clone());
             }
-            stripe.generation
+            (stripe.in_flight == 0).then_some(stripe.generation)
         };
         self.misses.fetch_add(1, Ordering::Relaxed);
         let value = self.inner.get(table, key)?;
@@ -260,9 +276,9 @@ impl Storage for CachedStorage {
             && value
                 .as_ref()
                 .is_none_or(|v| v.len() <= self.config.max_entry_bytes);
-        if fits {
+        if let (Some(generation), true) = (noted, fits) {
             let mut stripe = self.stripes[index].lock();
-            if stripe.generation == generation {
+            if stripe.in_flight == 0 && stripe.generation == generation {
                 stripe.install(
                     Entry {
                         table: table.into(),
@@ -303,12 +319,11 @@ impl Storage for CachedStorage {
                 uncacheable,
             });
         }
-        // One bump per stripe, with all of the batch's keys there forgotten
-        // under that one lock: a later generation match then proves that no
-        // other write touched the stripe from before this write to after it.
-        let mut bumped: Vec<(usize, u64)> = Vec::new();
+        // Once per stripe, with all of the batch's keys there: forget, bump,
+        // note the generation and whether the write starts alone.
+        let mut started: Vec<Start> = Vec::new();
         for p in &pending {
-            if bumped.iter().any(|(s, _)| *s == p.stripe) {
+            if started.iter().any(|s| s.stripe == p.stripe) {
                 continue;
             }
             let mut stripe = self.stripes[p.stripe].lock();
@@ -316,29 +331,37 @@ impl Storage for CachedStorage {
                 stripe.forget(&q.table, &q.key);
             }
             stripe.generation += 1;
-            bumped.push((p.stripe, stripe.generation));
+            started.push(Start {
+                stripe: p.stripe,
+                generation: stripe.generation,
+                alone: stripe.in_flight == 0,
+            });
+            stripe.in_flight += 1;
         }
-        self.inner.write(batch)?;
-        // In batch order, so the last op on a key wins, as in the engine.
-        for p in pending {
-            if p.uncacheable {
-                continue;
+        let written = self.inner.write(batch);
+        for start in &started {
+            let mut stripe = self.stripes[start.stripe].lock();
+            stripe.in_flight -= 1;
+            let install = written.is_ok() && start.alone && stripe.generation == start.generation;
+            // In batch order, so the last op on a key wins, as in the engine.
+            for p in pending.iter().filter(|p| p.stripe == start.stripe) {
+                if install && !p.uncacheable {
+                    stripe.install(
+                        Entry {
+                            table: p.table.clone(),
+                            key: p.key.clone(),
+                            value: p.value.clone(),
+                        },
+                        self.stripe_budget,
+                    );
+                } else {
+                    stripe.forget(&p.table, &p.key);
+                }
             }
-            let mine = bumped.iter().find(|(s, _)| *s == p.stripe).map(|(_, g)| *g);
-            let mut stripe = self.stripes[p.stripe].lock();
-            if Some(stripe.generation) == mine {
-                stripe.install(
-                    Entry {
-                        table: p.table,
-                        key: p.key,
-                        value: p.value,
-                    },
-                    self.stripe_budget,
-                );
-            } else {
-                stripe.forget(&p.table, &p.key);
-            }
+            // Reads that overlapped this write must not install.
+            stripe.generation += 1;
         }
+        written?;
         Ok(())
     }
 
