@@ -529,7 +529,7 @@ mod tests {
             let (cache, done) = (cache.clone(), done.clone());
             readers.push(std::thread::spawn(move || {
                 // Highest sequence seen per (key, writer).
-                let mut seen = vec![[0u32; 2 * KEYS]; KEYS];
+                let mut seen = [[0u32; 2 * KEYS]; KEYS];
                 while !done.load(Ordering::Acquire) {
                     for (k, seen) in seen.iter_mut().enumerate() {
                         let Some(v) = cache.get("data.t", format!("k{k}").as_bytes()).unwrap()
