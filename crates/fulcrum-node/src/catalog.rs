@@ -52,8 +52,11 @@ pub struct Catalog {
     keyspaces: RwLock<BTreeMap<String, Arc<Keyspace>>>,
 }
 
+/// Prefix of every keyspace's data table.
+pub const DATA_TABLE_PREFIX: &str = "data.";
+
 pub fn data_table(name: &str) -> String {
-    format!("data.{name}")
+    format!("{DATA_TABLE_PREFIX}{name}")
 }
 
 impl Catalog {

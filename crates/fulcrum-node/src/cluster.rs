@@ -204,6 +204,15 @@ impl Cluster {
         self.membership.read().members.get(node_id).cloned()
     }
 
+    /// The DC of a member (without cloning the whole member).
+    pub fn member_dc(&self, node_id: &str) -> Option<String> {
+        self.membership
+            .read()
+            .members
+            .get(node_id)
+            .map(|m| m.dc.clone())
+    }
+
     pub fn member_count(&self) -> usize {
         self.membership.read().members.len()
     }

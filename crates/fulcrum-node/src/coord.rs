@@ -130,6 +130,32 @@ impl Cluster {
         let mut quorum = self.tracker(level, &replicas);
         let needed = quorum.needed();
         self.precheck(&quorum, &replicas)?;
+        if let [only] = replicas.as_slice() {
+            if **only == *self.me.node_id {
+                // One replica, this node: nothing to wait for, merge,
+                // compare or repair.
+                let rec = self.db.read_record(ks, key)?;
+                quorum.success(&self.me.dc);
+                if matches!(quorum.decision(), Decision::Pending) {
+                    quorum.deadline();
+                }
+                return match quorum.decision() {
+                    Decision::Reached => Ok(rec),
+                    Decision::Failed { reached, unknown } => Err(if unknown {
+                        CoordError::Timeout {
+                            what: "read",
+                            needed,
+                            reached,
+                            ms: started.elapsed().as_millis(),
+                            write: false,
+                        }
+                    } else {
+                        CoordError::Unavailable { needed, reached }
+                    }),
+                    Decision::Pending => Err(CoordError::Unavailable { needed, reached: 1 }),
+                };
+            }
+        }
         let replicas_n = replicas.len();
         let mut replies: Vec<(NodeId, Option<Record>)> = Vec::with_capacity(replicas.len());
         let (tx, mut rx) = mpsc::channel::<ReadReply>(replicas.len().max(1));
@@ -339,10 +365,13 @@ impl Cluster {
         if !any {
             self.precheck(&probe, &replicas)?;
         }
-        let record = self.db.coordinate(ks, key, &context, new)?;
+        let (record, encoded) = self.db.coordinate(ks, key, &context, new)?;
         let mut quorum = probe;
         quorum.success(&self.me.dc);
-        let encoded = record.encode();
+        if replicas.len() == 1 && matches!(quorum.decision(), Decision::Reached) {
+            // This node is the only replica: no one to send it to.
+            return Ok(true);
+        }
         let (tx, mut rx) = mpsc::channel::<(String, Result<(), CallError>)>(replicas.len().max(1));
         let mut fallbacks = self.fallbacks(key, replicas.len());
         for node in replicas.iter().filter(|r| ***r != *self.me.node_id) {
@@ -471,8 +500,7 @@ impl Cluster {
 
     /// The DC of a member (this node's for unknown ones).
     fn dc_of(&self, node: &str) -> String {
-        self.member(node)
-            .map_or_else(|| self.me.dc.clone(), |m| m.dc)
+        self.member_dc(node).unwrap_or_else(|| self.me.dc.clone())
     }
 
     /// The DC-aware quorum tracker of a request at `level` over `replicas`.

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use fulcrum_core::hlc::{Hlc, HlcClock};
 use fulcrum_core::limits::Limits;
 use fulcrum_core::record::{DecodeError, Record, Version};
-use fulcrum_storage::{Batch, FsyncPolicy, GroupCommit, Storage, StorageError};
+use fulcrum_storage::{
+    Batch, CacheConfig, CachedStorage, FsyncPolicy, GroupCommit, Storage, StorageError,
+};
 use parking_lot::Mutex;
 
 use crate::catalog::{Catalog, CatalogError, Keyspace};
@@ -104,8 +106,21 @@ pub fn wall_ms() -> u64 {
     now.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
+/// The read cache over the keyspaces' data tables (`data.<name>`): records
+/// of hot keys, so a write's read of the stored record (and a GET) skips the
+/// LSM tree. Coherent by itself (see `CachedStorage`); every access to the
+/// data tables goes through it because `Db::open` wraps the engine first.
+fn record_cache_config() -> CacheConfig {
+    CacheConfig {
+        max_bytes: 32 * 1024 * 1024,
+        max_entry_bytes: 4 * 1024,
+        table_prefix: crate::catalog::DATA_TABLE_PREFIX.to_string(),
+    }
+}
+
 impl Db {
-    /// Opens the catalog on `storage` and starts group commit.
+    /// Opens the catalog on `storage` (behind the record cache) and starts
+    /// group commit.
     ///
     /// # Errors
     /// Storage or catalog failures.
@@ -116,6 +131,8 @@ impl Db {
         limits: Limits,
         metrics: Arc<Metrics>,
     ) -> Result<Db, DbError> {
+        let storage: Arc<dyn Storage> =
+            Arc::new(CachedStorage::new(storage, record_cache_config()));
         let catalog = Catalog::open(storage.clone())?;
         storage.create_table(expiry::TABLE)?;
         storage.create_table(crate::hints::TABLE)?;

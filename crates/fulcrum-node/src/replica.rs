@@ -85,7 +85,7 @@ impl Db {
     ) -> Result<bool, DbError> {
         self.observe(incoming.max_timestamp());
         let _guard = self.lock_key(&ks.table, key);
-        let current = self.read_record(ks, key)?;
+        let (current, old_digest) = self.read_stored(ks, key)?;
         let merged = match &current {
             None => incoming.clone(),
             Some(cur) => {
@@ -95,14 +95,14 @@ impl Db {
         if current.as_ref() == Some(&merged) {
             return Ok(false);
         }
-        self.store(ks, key, &merged, current.as_ref())?;
+        self.store(ks, key, &merged, old_digest)?;
         Ok(true)
     }
 
     /// Stamps a new version at this replica: a fresh timestamp and, for
     /// sibling keyspaces, a dot of this node; supersedes `context`; stores
     /// it. Returns the whole new record, which the coordinator sends to the
-    /// other replicas.
+    /// other replicas, and its encoded form (as stored).
     ///
     /// # Errors
     /// Storage failure or undecodable records.
@@ -112,7 +112,7 @@ impl Db {
         key: &[u8],
         context: &WriteContext,
         new: NewVersion,
-    ) -> Result<Record, DbError> {
+    ) -> Result<(Record, Bytes), DbError> {
         let _guard = self.lock_key(&ks.table, key);
         let now = wall_ms();
         let timestamp = self.timestamp(now);
@@ -122,7 +122,7 @@ impl Db {
             timestamp,
             expires_at_ms: new.expires_at_ms,
         };
-        let current = self.read_record(ks, key)?;
+        let (current, old_digest) = self.read_stored(ks, key)?;
         let record = match ks.spec.conflict {
             Conflict::Lww => match &current {
                 Some(cur) => dvv::lww_merge(cur, &Record::single(version)),
@@ -143,8 +143,8 @@ impl Db {
                 dvv::to_record(&state.update_with_floor(&ctx, &me, version, timestamp.0))
             }
         };
-        self.store(ks, key, &record, current.as_ref())?;
-        Ok(record)
+        let encoded = self.store(ks, key, &record, old_digest)?;
+        Ok((record, encoded))
     }
 
     /// Stamps a new version without reading or storing anything locally:
@@ -195,31 +195,55 @@ impl Db {
         expected: &Record,
     ) -> Result<bool, DbError> {
         let _guard = self.lock_key(&ks.table, key);
-        let current = self.read_record(ks, key)?;
+        let (current, old_digest) = self.read_stored(ks, key)?;
         if current.as_ref() != Some(expected) {
             return Ok(false);
         }
         let mut batch = Batch::new();
-        self.aae_stage(&mut batch, ks, key, current.as_ref().map(digest_of), None);
+        self.aae_stage(&mut batch, ks, key, old_digest, None);
         batch.remove(&ks.table, Bytes::copy_from_slice(key));
         self.storage.write(batch)?;
         self.metrics.tombstones_purged.inc();
         Ok(true)
     }
 
-    /// Writes a record and its expiry-index entries in one batch.
+    /// The stored record of `key` and the anti-entropy digest of its stored
+    /// bytes (digested as read, not re-encoded).
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    fn read_stored(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+    ) -> Result<(Option<Record>, Option<u64>), DbError> {
+        match self.storage.get(&ks.table, key)? {
+            None => Ok((None, None)),
+            Some(bytes) => {
+                let record = Record::decode(&bytes).map_err(|source| DbError::Corrupt {
+                    keyspace: ks.spec.name.clone(),
+                    source,
+                })?;
+                Ok((Some(record), Some(fulcrum_core::merkle::digest(&bytes))))
+            }
+        }
+    }
+
+    /// Writes a record and its expiry-index entries in one batch; returns
+    /// the stored bytes. `old_digest` is the digest of the bytes it
+    /// replaces.
     fn store(
         &self,
         ks: &Keyspace,
         key: &[u8],
         record: &Record,
-        old: Option<&Record>,
-    ) -> Result<(), DbError> {
+        old_digest: Option<u64>,
+    ) -> Result<Bytes, DbError> {
         let mut batch = Batch::new();
-        // Encode once: the same bytes are stored and digested.
+        // Encode once: the same bytes are stored, digested and sent.
         let encoded = record.encode();
         let new_d = Some(fulcrum_core::merkle::digest(&encoded));
-        self.aae_stage(&mut batch, ks, key, old.map(digest_of), new_d);
+        self.aae_stage(&mut batch, ks, key, old_digest, new_d);
         for v in &record.versions {
             if let (Some(at), false) = (v.expires_at_ms, v.tombstone) {
                 batch.put(
@@ -229,14 +253,8 @@ impl Db {
                 );
             }
         }
-        batch.put(&ks.table, Bytes::copy_from_slice(key), encoded);
+        batch.put(&ks.table, Bytes::copy_from_slice(key), encoded.clone());
         self.storage.write(batch)?;
-        Ok(())
+        Ok(encoded)
     }
-}
-
-/// The anti-entropy digest of a stored record (of its encoded bytes, as
-/// stored).
-fn digest_of(record: &Record) -> u64 {
-    fulcrum_core::merkle::digest(&record.encode())
 }

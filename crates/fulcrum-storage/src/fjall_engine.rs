@@ -15,9 +15,24 @@
 //!   (`write(2)` out of fjall's 8 KiB `BufWriter`) before `write` returns, so
 //!   a process crash loses nothing; only a power loss or OS crash can lose
 //!   writes not yet synced. `write` never fsyncs.
-//! - **`sync` = `fdatasync` of the active journal** (`PersistMode::SyncData`).
-//!   Writes that returned earlier are either in that journal file or in an
-//!   older one, which fjall fsyncs (`SyncAll`) when it rotates journals.
+//! - **`sync` = `fdatasync` of the active journal, outside fjall's journal
+//!   lock.** fjall's own `persist(SyncData)` holds the journal writer mutex
+//!   for the whole `fdatasync`, and every batch commit takes that mutex: all
+//!   writers (tokio workers) would stall for the length of each fsync. So
+//!   `sync` instead finds the active journal — the `<id>.jnl` file with the
+//!   highest id in the data directory, as fjall names and recovers them —
+//!   and `fdatasync`s its own descriptor of that file, while commits go on.
+//!   Why that covers every write that returned before `sync` started: a
+//!   returned write's bytes were handed to the OS (`write(2)`) in the
+//!   journal that was active then. If that is still the newest file, the
+//!   `fdatasync` (per inode, whatever descriptor) makes them durable. If a
+//!   newer file exists, fjall created it in `rotate`, which first fsyncs the
+//!   sealed journal (`SyncAll`) and, after creating the new file, fsyncs the
+//!   directory — all under the journal lock, before any write can reach the
+//!   new file. Journal files are preallocated, and `fdatasync` also flushes
+//!   the block allocation a write needed. fjall's layout is pinned by the
+//!   exact fjall version in `Cargo.toml`; `sync_follows_journal_rotation`
+//!   checks it.
 //! - **Reads use a fjall snapshot** (the highest *published* sequence number),
 //!   so a concurrent reader sees a batch entirely or not at all.
 //! - **DDL is durable on return**: fjall records keyspace creation and
@@ -55,7 +70,7 @@ use bytes::Bytes;
 use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable, Slice,
 };
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{StorageError, StorageResult};
 use crate::traits::{Batch, BatchOp, ScanItem, Storage, TableStats};
@@ -149,6 +164,9 @@ pub struct FjallStorage {
     config: FjallConfig,
     /// `None` once closed.
     state: RwLock<Option<Open>>,
+    /// The journal file `sync` last fsynced (id, own descriptor); also
+    /// serializes syncs.
+    journal: Mutex<Option<(u64, std::fs::File)>>,
 }
 
 struct Open {
@@ -247,6 +265,49 @@ impl FjallStorage {
             path,
             config,
             state: RwLock::new(Some(Open { db, tables, fence })),
+            journal: Mutex::new(None),
+        })
+    }
+
+    /// Id of the active journal: the highest `<id>.jnl` in the data
+    /// directory (how fjall itself finds it at recovery).
+    fn active_journal_id(&self) -> StorageResult<u64> {
+        let io = |source| StorageError::Io {
+            op: "sync (list journals)",
+            source,
+        };
+        let mut newest = None;
+        for entry in std::fs::read_dir(&self.path).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".jnl"))
+                .and_then(|n| n.parse::<u64>().ok());
+            newest = newest.max(id);
+        }
+        newest.ok_or_else(|| StorageError::Engine {
+            op: "sync",
+            message: format!("no journal file in {}", self.path.display()),
+        })
+    }
+
+    /// `fdatasync` of the active journal through this instance's own
+    /// descriptor, without fjall's journal lock (see the module docs).
+    fn sync_active_journal(&self) -> StorageResult<()> {
+        let mut journal = self.journal.lock();
+        let id = self.active_journal_id()?;
+        if journal.as_ref().map(|(cached, _)| *cached) != Some(id) {
+            let path = self.path.join(format!("{id}.jnl"));
+            let file = std::fs::File::open(&path).map_err(|source| StorageError::Io {
+                op: "sync (open journal)",
+                source,
+            })?;
+            *journal = Some((id, file));
+        }
+        let (_, file) = journal.as_ref().expect("set above");
+        file.sync_data().map_err(|source| StorageError::Io {
+            op: "sync (fdatasync journal)",
+            source,
         })
     }
 
@@ -403,13 +464,15 @@ impl Storage for FjallStorage {
     }
 
     fn sync(&self) -> StorageResult<()> {
-        let state = self.state.read();
-        let Some(open) = state.as_ref() else {
-            return closed();
-        };
-        open.db
-            .persist(PersistMode::SyncData)
-            .map_err(|e| fjall_error("sync", e))
+        {
+            // Not held during the fsync: DDL and `close` need the lock
+            // exclusively, and a waiting exclusive locker blocks new writes.
+            let state = self.state.read();
+            if state.is_none() {
+                return closed();
+            }
+        }
+        self.sync_active_journal()
     }
 
     fn stats(&self, table: &str) -> StorageResult<TableStats> {
@@ -654,6 +717,50 @@ mod engine_tests {
         assert_eq!(
             raw_keyspace_names(dir.path()),
             vec!["#fence-2", "not a table!", "t"]
+        );
+    }
+
+    /// `sync` relies on fjall's journal layout: `<id>.jnl` files in the
+    /// data directory, the active one with the highest id, a new one per
+    /// rotation. If a fjall upgrade changes that, this fails.
+    #[test]
+    fn sync_follows_journal_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        s.create_table("t").unwrap();
+        s.sync().unwrap();
+        let first = s.journal.lock().as_ref().map(|(id, _)| *id);
+        assert_eq!(first, Some(0), "a fresh database journals into 0.jnl");
+        // fjall rotates the journal at a flush once it holds over 64 MB:
+        // write incompressible 512 KiB values until it did.
+        let mut n = 0u32;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        while s.active_journal_id().unwrap() == 0 {
+            let value: Vec<u8> = (0..512 * 1024)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let mut batch = Batch::new();
+            batch.put("t", n.to_be_bytes().to_vec(), value);
+            s.write(batch).unwrap();
+            n += 1;
+            assert!(n < 1000, "the journal never rotated");
+        }
+        s.sync().unwrap();
+        let synced = s.journal.lock().as_ref().map(|(id, _)| *id).unwrap();
+        assert!(synced > 0);
+        assert!(dir.path().join(format!("{synced}.jnl")).is_file());
+        s.close().unwrap();
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        assert_eq!(
+            s.scan("t", Bound::Unbounded, Bound::Unbounded, usize::MAX)
+                .unwrap()
+                .len(),
+            n as usize
         );
     }
 

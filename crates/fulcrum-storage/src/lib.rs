@@ -7,6 +7,9 @@
 //!   durable and not-yet-synced writes apart, so a simulated crash loses
 //!   exactly what a real one could.
 //!
+//! [`CachedStorage`] wraps either engine with a bounded, coherent read cache
+//! for hot keys (it passes the same suite).
+//!
 //! Durability is explicit: [`Storage::write`] makes a batch visible and
 //! buffered; [`Storage::sync`] makes every earlier write durable. The
 //! [`GroupCommit`] driver turns an fsync policy into shared fsyncs for many
@@ -20,6 +23,7 @@
 //! The conformance suite lives in `testkit` (compiled for this crate's own
 //! tests, and for other crates with the `testkit` feature).
 
+mod cache;
 mod error;
 mod fjall_engine;
 mod group_commit;
@@ -30,6 +34,7 @@ mod validate;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use cache::{CacheConfig, CacheStats, CachedStorage};
 pub use error::{StorageError, StorageResult};
 pub use fjall_engine::{FjallConfig, FjallStorage};
 pub use group_commit::{FsyncPolicy, FsyncPolicyParseError, GroupCommit};

@@ -19,7 +19,9 @@ use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{FjallConfig, FjallStorage, MemoryDisk, MemoryStorage, Storage};
+use crate::{
+    CacheConfig, CachedStorage, FjallConfig, FjallStorage, MemoryDisk, MemoryStorage, Storage,
+};
 
 /// Opens one engine over the same durable state (directory, disk) on every
 /// call, so tests can close, reopen and — if supported — crash it.
@@ -118,6 +120,49 @@ impl Harness for FjallHarness {
     }
 }
 
+/// Another harness's engine behind a [`CachedStorage`] that caches every
+/// table in a small budget (so entries get evicted), crashing like the
+/// engine under it; a crash also loses the cache, as a process would.
+pub struct CachedHarness<H> {
+    inner: H,
+    config: CacheConfig,
+    current: Option<Arc<CachedStorage>>,
+}
+
+impl<H: Harness> CachedHarness<H> {
+    /// `inner` behind a cache of 64 KiB, entries up to 1 KiB.
+    pub fn new(inner: H) -> Self {
+        CachedHarness {
+            inner,
+            config: CacheConfig {
+                max_bytes: 64 * 1024,
+                max_entry_bytes: 1024,
+                table_prefix: String::new(),
+            },
+            current: None,
+        }
+    }
+}
+
+impl<H: Harness> Harness for CachedHarness<H> {
+    fn open(&mut self) -> Arc<dyn Storage> {
+        let storage = Arc::new(CachedStorage::new(self.inner.open(), self.config.clone()));
+        self.current = Some(storage.clone());
+        storage
+    }
+
+    fn can_crash(&self) -> bool {
+        self.inner.can_crash()
+    }
+
+    fn crash(&mut self) {
+        self.inner.crash();
+        if let Some(storage) = self.current.take() {
+            storage.clear();
+        }
+    }
+}
+
 /// Expands to one `#[test]` per conformance check, each running it on a
 /// fresh harness built by the given expression.
 #[macro_export]
@@ -165,6 +210,22 @@ mod tests {
         crate::storage_conformance_tests!({
             let dir = tempfile::tempdir().unwrap();
             crate::testkit::FjallHarness::new(dir.path(), crate::FjallConfig::tiny()).holding(dir)
+        });
+    }
+
+    mod cached_memory {
+        crate::storage_conformance_tests!(crate::testkit::CachedHarness::new(
+            crate::testkit::MemoryHarness::new()
+        ));
+    }
+
+    mod cached_fjall {
+        crate::storage_conformance_tests!({
+            let dir = tempfile::tempdir().unwrap();
+            crate::testkit::CachedHarness::new(
+                crate::testkit::FjallHarness::new(dir.path(), crate::FjallConfig::tiny())
+                    .holding(dir),
+            )
         });
     }
 
