@@ -501,7 +501,13 @@ mod tests {
 
     #[test]
     fn parses_the_etcd_target() {
-        let a = parse(&["--target", "etcd", "--addr", "127.0.0.1:2379,127.0.0.1:22379"]).unwrap();
+        let a = parse(&[
+            "--target",
+            "etcd",
+            "--addr",
+            "127.0.0.1:2379,127.0.0.1:22379",
+        ])
+        .unwrap();
         assert_eq!(a.target, TargetKind::Etcd);
         assert_eq!(a.addr, vec!["127.0.0.1:2379", "127.0.0.1:22379"]);
     }
