@@ -8,12 +8,14 @@
 # members, same keys (key:0 … key:<KEYS-1>) and 100-byte values.
 # Prints a markdown report; writes it to $1 if given.
 #   scripts/bench-vs-etcd.sh [out.md]     DURATION=10s WARMUP=2s KEYS=10000
+#   SYSTEMS=fulcrum (or etcd) measures only one of them.
 # Needs root for apt-get if etcd or protoc is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 KEYS=${KEYS:-10000}
+SYSTEMS=${SYSTEMS:-etcd fulcrum}
 OUT=${1:-}
 
 need_apt=()
@@ -27,7 +29,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 cargo build --release --locked -q
-BIN=target/release/fulcrum
+BIN=${CARGO_TARGET_DIR:-target}/release/fulcrum
 WORK=$(mktemp -d)
 PIDS=()
 stop_all() {
@@ -45,6 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+summary_line() { # JSON summary
+  python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+print("%.0f ops/s, p99 %.2f ms, %d errors" % (d["ops_per_sec"], (d["all"]["p99_us"] or 0) / 1000, d["errors"]["total"]))' "$1"
+}
+
 # bench LABEL TARGET ADDRS CLIENTS READ_RATIO [--keyspace KS]: one JSON line
 # into $WORK/results.jsonl, tagged with the label.
 bench() {
@@ -55,7 +63,7 @@ bench() {
     --duration "$DURATION" --warmup "$WARMUP" --read-ratio "$ratio" --keys "$KEYS" \
     --value-size 100 --seed 1 --json "$@")
   echo "{\"label\": \"$label\", \"summary\": $json}" >>"$WORK/results.jsonl"
-  echo "  $label $target: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(f"{d[\"ops_per_sec\"]:.0f} ops/s, p99 {(d["all"]["p99_us"] or 0)/1000:.2f} ms, {d["errors"]["total"]} errors")' "$json")" >&2
+  echo "  $label $target: $(summary_line "$json")" >&2
 }
 
 # The four loads, in order: writes fill the keys the reads then find.
@@ -68,28 +76,29 @@ loads() { # target addrs [bench flags]
   bench "linearizable reads, 64 clients" "$target" "$addrs" 64 1 "$@"
 }
 
-echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members" >&2
-CLUSTER=""
-for i in 1 2 3; do CLUSTER+="${CLUSTER:+,}e$i=http://127.0.0.1:2${i}380"; done
-for i in 1 2 3; do
-  etcd --name "e$i" --data-dir "$WORK/e$i" \
-    --listen-client-urls "http://127.0.0.1:2${i}379" --advertise-client-urls "http://127.0.0.1:2${i}379" \
-    --listen-peer-urls "http://127.0.0.1:2${i}380" --initial-advertise-peer-urls "http://127.0.0.1:2${i}380" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token fulcrum-bench \
-    --logger zap --log-outputs "$WORK/e$i.log" >"$WORK/e$i.out" 2>&1 &
-  PIDS+=($!)
-done
-ETCD=127.0.0.1:21379,127.0.0.1:22379,127.0.0.1:23379
-for _ in $(seq 100); do
-  if ETCDCTL_API=3 etcdctl --endpoints "$ETCD" endpoint health >/dev/null 2>&1; then break; fi
-  sleep 0.2
-done
-ETCDCTL_API=3 etcdctl --endpoints "$ETCD" endpoint health >&2
-loads etcd "$ETCD"
-stop_all
+run_etcd() {
+  echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members" >&2
+  local CLUSTER=""
+  for i in 1 2 3; do CLUSTER+="${CLUSTER:+,}e$i=http://127.0.0.1:2${i}380"; done
+  for i in 1 2 3; do
+    etcd --name "e$i" --data-dir "$WORK/e$i" \
+      --listen-client-urls "http://127.0.0.1:2${i}379" --advertise-client-urls "http://127.0.0.1:2${i}379" \
+      --listen-peer-urls "http://127.0.0.1:2${i}380" --initial-advertise-peer-urls "http://127.0.0.1:2${i}380" \
+      --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token fulcrum-bench \
+      --logger zap --log-outputs "$WORK/e$i.log" >"$WORK/e$i.out" 2>&1 &
+    PIDS+=($!)
+  done
+  local ETCD=127.0.0.1:21379,127.0.0.1:22379,127.0.0.1:23379
+  for _ in $(seq 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints "$ETCD" endpoint health >/dev/null 2>&1; then break; fi
+    sleep 0.2
+  done
+  ETCDCTL_API=3 etcdctl --endpoints "$ETCD" endpoint health >&2
+  loads etcd "$ETCD"
+  stop_all
+}
 
-echo "== fulcrum: 3 nodes, strong keyspace" >&2
-start() { # id resp http peer [seed]
+start_node() { # id resp http peer [seed]
   local args=(server --node-id "n$1" --data-dir "$WORK/n$1" --resp-addr "127.0.0.1:$2"
     --http-addr "127.0.0.1:$3" --peer-addr "127.0.0.1:$4")
   [ -n "${5:-}" ] && args+=(--seeds "127.0.0.1:$5")
@@ -104,25 +113,38 @@ wait_up() { # resp port
   echo "node on $1 did not start" >&2
   exit 1
 }
-start 1 17941 17942 17943
-wait_up 17941
-start 2 17951 17952 17953 17943
-start 3 17961 17962 17963 17943
-wait_up 17951
-wait_up 17961
-# Every node must see all three up before the keyspace places its groups.
-all_up() { # http port
+all_up() { # http port: the node sees all three members up
   "$BIN" cluster --http "127.0.0.1:$1" status 2>/dev/null |
     python3 -c 'import json,sys; m=json.load(sys.stdin)["members"]; sys.exit(0 if sum(x["state"]=="up" for x in m)==3 else 1)'
 }
-for port in 17942 17952 17962; do
-  for _ in $(seq 100); do all_up $port && break; sleep 0.1; done
-  all_up $port || { echo "node with http $port does not see 3 members up" >&2; exit 1; }
+
+run_fulcrum() {
+  echo "== fulcrum: 3 nodes, strong keyspace" >&2
+  start_node 1 17941 17942 17943
+  wait_up 17941
+  start_node 2 17951 17952 17953 17943
+  start_node 3 17961 17962 17963 17943
+  wait_up 17951
+  wait_up 17961
+  # Every node must see all three up before the keyspace places its groups.
+  for port in 17942 17952 17962; do
+    for _ in $(seq 100); do all_up $port && break; sleep 0.1; done
+    all_up $port || { echo "node with http $port does not see 3 members up" >&2; exit 1; }
+  done
+  local addrs=127.0.0.1:17941,127.0.0.1:17951,127.0.0.1:17961
+  "$BIN" keyspace --addr 127.0.0.1:17941 create strong --mode strong --replicas 3 >/dev/null
+  loads resp "$addrs" --keyspace strong
+  stop_all
+}
+
+touch "$WORK/results.jsonl"
+for system in $SYSTEMS; do
+  case $system in
+    etcd) run_etcd ;;
+    fulcrum) run_fulcrum ;;
+    *) echo "unknown system $system (etcd, fulcrum)" >&2; exit 2 ;;
+  esac
 done
-FULCRUM=127.0.0.1:17941,127.0.0.1:17951,127.0.0.1:17961
-"$BIN" keyspace --addr 127.0.0.1:17941 create strong --mode strong --replicas 3 >/dev/null
-loads resp "$FULCRUM" --keyspace strong
-stop_all
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$WORK/results.jsonl" "$(git rev-parse --short HEAD)" "$(nproc)" "$LOAD" "$DURATION" "$KEYS" \
@@ -146,13 +168,16 @@ print("| load | etcd ops/s | etcd p50 ms | etcd p99 ms | Fulcrum ops/s | Fulcrum
 print("|---|---|---|---|---|---|---|---|---|")
 for label, t in by.items():
     e, f = t.get("etcd"), t.get("resp")
-    if not e or not f:
-        continue
-    ce, cf = cls(e), cls(f)
-    ratio = cf["ops_per_sec"] / ce["ops_per_sec"] if ce["ops_per_sec"] else float("nan")
-    print(f"| {label} | {ce['ops_per_sec']:.0f} | {ms(ce['p50_us'])} | {ms(ce['p99_us'])} | "
-          f"{cf['ops_per_sec']:.0f} | {ms(cf['p50_us'])} | {ms(cf['p99_us'])} | {ratio:.2f}x | "
-          f"{e['errors']['total']} / {f['errors']['total']} |")
+    def cells(s):
+        if not s:
+            return ["-", "-", "-"]
+        c = cls(s)
+        return [f"{c['ops_per_sec']:.0f}", ms(c["p50_us"]), ms(c["p99_us"])]
+    ratio = "-"
+    if e and f and cls(e)["ops_per_sec"]:
+        ratio = f"{cls(f)['ops_per_sec'] / cls(e)['ops_per_sec']:.2f}x"
+    errors = " / ".join(str(s["errors"]["total"]) if s else "-" for s in (e, f))
+    print("| " + " | ".join([label] + cells(e) + cells(f) + [ratio, errors]) + " |")
 PY
 cat "$WORK/report.md"
 if [ -n "$OUT" ]; then cp "$WORK/report.md" "$OUT"; fi
