@@ -1,4 +1,4 @@
-//! `fulcrum bench`: a closed-loop load generator over RESP.
+//! `fulcrum bench`: a closed-loop load generator over RESP or etcd's API.
 //!
 //! Each of `--clients` tasks owns one connection and loops: pick
 //! `--pipeline` operations (a uniform key `key:<n>` out of `--keys`, GET
@@ -12,9 +12,11 @@
 //! word of `-ERR ...`) and never as successes; a failed connection counts
 //! its batch as `client:<kind>` errors and is replaced.
 //!
-//! The system under test is a [`target::Target`]; today only RESP
-//! ([`target::RespTarget`]), which also drives Redis.
+//! The system under test is a [`target::Target`], chosen by `--target`:
+//! RESP ([`target::RespTarget`], Fulcrum or Redis) or etcd
+//! ([`etcd::EtcdTarget`]: SET is a put, GET a linearizable range read).
 
+mod etcd;
 mod summary;
 mod target;
 mod workload;
@@ -28,6 +30,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use etcd::EtcdTarget;
 use summary::{Recorder, RunInfo, Summary};
 use target::{Endpoint, Op, Outcome, RespTarget, Target};
 
@@ -40,7 +43,10 @@ const PROGRESS_TICK: Duration = Duration::from_millis(200);
 /// Flags of `fulcrum bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// RESP address(es) to load, comma separated; clients are spread over them round-robin.
+    /// What to load: a RESP server (Fulcrum, Redis) or etcd (v3 gRPC API).
+    #[arg(long, value_enum, default_value_t = TargetKind::Resp)]
+    target: TargetKind,
+    /// Address(es) to load (host:port), comma separated; clients are spread over them round-robin.
     #[arg(
         long,
         default_value = "127.0.0.1:7379",
@@ -81,6 +87,15 @@ pub struct BenchArgs {
     /// Seed for key and operation choices [default: random, printed in the summary].
     #[arg(long)]
     seed: Option<u64>,
+}
+
+/// The kinds of system `fulcrum bench` can load.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    /// RESP: GET and SET (Fulcrum, Redis).
+    Resp,
+    /// etcd: Range (linearizable) and Put.
+    Etcd,
 }
 
 fn positive_usize(s: &str) -> Result<usize, String> {
@@ -140,14 +155,17 @@ struct Live {
     errors: AtomicU64,
 }
 
-/// Runs `fulcrum bench` against RESP servers.
+/// Runs `fulcrum bench` against the chosen target.
 ///
 /// # Errors
 ///
 /// If an address cannot be reached or the keyspace cannot be used before
 /// the run, or if no operation succeeded.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    run_with::<RespTarget>(args).await
+    match args.target {
+        TargetKind::Resp => run_with::<RespTarget>(args).await,
+        TargetKind::Etcd => run_with::<EtcdTarget>(args).await,
+    }
 }
 
 async fn run_with<T: Target>(args: BenchArgs) -> anyhow::Result<()> {
@@ -444,6 +462,7 @@ mod tests {
         assert_eq!(a.value_size, 100);
         assert_eq!(a.read_ratio, 0.5);
         assert_eq!(a.pipeline, 1);
+        assert_eq!(a.target, TargetKind::Resp);
         assert!(!a.json);
         assert_eq!(a.seed, None);
     }
@@ -470,6 +489,7 @@ mod tests {
             "9",
         ])
         .unwrap();
+        assert_eq!(a.target, TargetKind::Resp);
         assert_eq!(a.addr, vec!["127.0.0.1:1", "127.0.0.1:2"]);
         assert_eq!(a.duration, Duration::from_millis(500));
         assert_eq!(a.warmup, Duration::ZERO);
@@ -477,6 +497,19 @@ mod tests {
         assert_eq!(a.create_keyspace.as_deref(), Some("strong"));
         assert_eq!(a.pipeline, 16);
         assert_eq!(a.seed, Some(9));
+    }
+
+    #[test]
+    fn parses_the_etcd_target() {
+        let a = parse(&[
+            "--target",
+            "etcd",
+            "--addr",
+            "127.0.0.1:2379,127.0.0.1:22379",
+        ])
+        .unwrap();
+        assert_eq!(a.target, TargetKind::Etcd);
+        assert_eq!(a.addr, vec!["127.0.0.1:2379", "127.0.0.1:22379"]);
     }
 
     #[test]
@@ -491,6 +524,7 @@ mod tests {
             &["--duration", "10"],
             &["--create-keyspace", "strong"],
             &["--keyspace", "k", "--create-keyspace", "quantum"],
+            &["--target", "zookeeper"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }

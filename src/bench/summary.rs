@@ -119,7 +119,7 @@ fn micros(d: Duration) -> u64 {
 /// How the run was set up, echoed in the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
-    /// Target kind (`resp`).
+    /// Target kind (`resp` or `etcd`).
     pub target: &'static str,
     /// Addresses the clients were spread over.
     pub addrs: Vec<String>,

@@ -1,8 +1,8 @@
 //! What the benchmark talks to. [`Target`] is one client connection to a
 //! system under test with GET and SET (and optionally a pipelined batch);
 //! [`RespTarget`] implements it over RESP with `fulcrum-client`, so it works
-//! against Fulcrum and Redis alike. Another system (say etcd) is another
-//! implementation of the trait and a `--target` value.
+//! against Fulcrum and Redis alike; `etcd.rs` implements it for etcd. A
+//! further system is another implementation and another `--target` value.
 
 use std::future::Future;
 

@@ -154,8 +154,7 @@ impl StateMachine {
             Bytes::from_static(APPLIED),
             codec::encode("applied state", next)?,
         );
-        self.storage
-            .write(batch)
+        crate::log_store::write_batch(&*self.storage, batch)
             .map_err(storage_io("apply raft entries"))?;
         self.applied = next.clone();
         self.shared.clock_ms.store(next.clock_ms, Ordering::Release);
