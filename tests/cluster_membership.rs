@@ -232,10 +232,28 @@ async fn third_node_joining_through_the_second_converges_on_one_member_list() {
 #[tokio::test]
 async fn node_down_during_keyspace_create_learns_it_after_restart() {
     let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "gone", "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    eventually("n3 has 'gone'", async || {
+        let list = keyspaces(&nodes[2]).await;
+        if list.contains(&"gone".to_string()) {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+
     nodes[2].kill9();
     wait_state(&nodes[0], "n3", "down").await;
-
-    let mut c = nodes[0].client().await;
+    // Both answer +OK with n3 down: it learns them from gossip later.
+    ok_cmd(&mut c, &["KEYSPACE", "DROP", "gone"]).await;
     ok_cmd(
         &mut c,
         &[
@@ -249,16 +267,19 @@ async fn node_down_during_keyspace_create_learns_it_after_restart() {
 
     nodes[2].restart().await;
     let n3 = &nodes[2];
-    eventually("n3 learns keyspace 'late'", async || {
+    // The drop reaches n3 only through gossip (a join hands over the
+    // keyspaces that exist, not the ones dropped).
+    eventually("n3 learns 'late' and forgets 'gone'", async || {
         let list = keyspaces(n3).await;
-        if list.contains(&"late".to_string()) {
+        if list.contains(&"late".to_string()) && !list.contains(&"gone".to_string()) {
             Ok(())
         } else {
             Err(format!("{list:?}"))
         }
     })
     .await;
-    // And serves it.
+    // And serves it once it hears the others again.
+    wait_members_up(n3, &["n1", "n2", "n3"]).await;
     let mut c3 = n3.client().await;
     ok_cmd(&mut c3, &["USE", "late"]).await;
     assert_eq!(cmd(&mut c3, &["GET", "k"]).await, bulk("v"));
