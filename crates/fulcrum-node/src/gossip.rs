@@ -44,11 +44,14 @@ use tokio::time::Instant;
 use crate::net::{Member, MemberState};
 
 /// How often a node gossips with (up to three) others.
-pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
 /// How often the node reads the gossiped state.
 pub const POLL: Duration = Duration::from_millis(100);
-/// Phi above which chitchat declares a node dead.
-pub const PHI_THRESHOLD: f64 = 8.0;
+/// Phi above which chitchat declares a node dead. Chitchat's phi is the
+/// silence divided by the mean interval between heartbeats, so with
+/// heartbeats every [`GOSSIP_INTERVAL`] a node is dead after about 3 s of
+/// silence (a loaded machine's scheduling pauses stay below that).
+pub const PHI_THRESHOLD: f64 = 15.0;
 /// The cluster name chitchat checks on every exchange.
 const CLUSTER_ID: &str = "fulcrum";
 
