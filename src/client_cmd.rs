@@ -91,9 +91,12 @@ enum KeyspaceAction {
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// Node to ask (its HTTP address).
+    /// Node to ask for `status` (its HTTP address).
     #[arg(long, default_value = "127.0.0.1:7380")]
     http: String,
+    /// Node to send `leave` / `remove` to (its RESP address).
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    addr: String,
     #[command(subcommand)]
     action: ClusterAction,
 }
@@ -104,6 +107,11 @@ enum ClusterAction {
     Status,
     /// Exit 0 if the node's /health answers 200 (container health checks).
     Health,
+    /// Move this node's data to the other members, then stop it (`--addr`
+    /// names the node that leaves).
+    Leave,
+    /// Take a dead node out of the ring; the others re-replicate its data.
+    Remove { node: String },
 }
 
 async fn connect(conn: &Conn) -> anyhow::Result<Client> {
@@ -230,6 +238,17 @@ pub async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
         ClusterAction::Health => {
             let body = http_get(&a.http, "/health").await?;
             println!("{}", body.trim());
+            Ok(())
+        }
+        ClusterAction::Leave | ClusterAction::Remove { .. } => {
+            let mut c = Client::connect(&a.addr)
+                .await
+                .with_context(|| format!("cannot connect to {}", a.addr))?;
+            let reply = match &a.action {
+                ClusterAction::Remove { node } => c.cmd(&["CLUSTER", "REMOVE", node]).await?,
+                _ => c.cmd(&["CLUSTER", "LEAVE"]).await?,
+            };
+            println!("{}", render(&expect_ok(reply)?));
             Ok(())
         }
     }

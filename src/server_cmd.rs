@@ -71,6 +71,9 @@ pub struct ServerArgs {
     /// Purge a tombstone once every replica holds it and it is older than this, in ms [default: 3600000].
     #[arg(long, env = "FULCRUM_TOMBSTONE_GRACE_MS")]
     tombstone_grace_ms: Option<u64>,
+    /// Budget of partition streaming (join, leave, remove) in MiB/s; 0 is unlimited [default: 64].
+    #[arg(long, env = "FULCRUM_STREAM_MB_PER_SEC")]
+    stream_mb_per_sec: Option<u64>,
     /// Coordinated reads and writes answer TIMEOUT after this many ms [default: 2000].
     #[arg(long, env = "FULCRUM_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
@@ -105,6 +108,7 @@ impl ServerArgs {
             request_timeout_ms: self.request_timeout_ms,
             aae_interval_ms: self.aae_interval_ms,
             tombstone_grace_ms: self.tombstone_grace_ms,
+            stream_mb_per_sec: self.stream_mb_per_sec,
             allow_faults: self.allow_faults,
         };
         Ok(NodeConfig::load(self.config.as_deref(), overrides)?)
@@ -128,7 +132,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "fulcrum node '{}' serving RESP on {} and HTTP on {}",
         node.db.node_id, node.resp_addr, node.http_addr
     );
-    wait_for_signal().await;
+    let mut left = node.cluster.stop.subscribe();
+    tokio::select! {
+        () = wait_for_signal() => {}
+        _ = left.wait_for(|stop| *stop) => tracing::info!("this node left the cluster"),
+    }
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())

@@ -177,6 +177,51 @@ impl Db {
     }
 }
 
+/// A page of (key, encoded record) and where the next page starts.
+pub type RecordPage = (Vec<(Bytes, Bytes)>, Option<Bytes>);
+
+impl Db {
+    /// Up to `limit` (key, encoded record) of `ks` in `partition`, in index
+    /// order, after index position `after` (from the start if `None`); and
+    /// the position to continue after, `None` once the partition is done.
+    /// Streaming reads partitions this way.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn partition_records(
+        &self,
+        ks: &Keyspace,
+        partition: u32,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RecordPage, DbError> {
+        use std::ops::Bound;
+        let mut first = prefix(&ks.spec.name);
+        first.put_u32(partition);
+        let mut stop = prefix(&ks.spec.name);
+        stop.put_u32(partition + 1);
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(&first[..]),
+        };
+        // Partition ids are below 2^16, so `partition + 1` is a bound.
+        let rows = self
+            .storage
+            .scan(TABLE, start, Bound::Excluded(&stop[..]), limit.max(1))?;
+        let next = (rows.len() >= limit.max(1))
+            .then(|| rows.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            let Some((_, key)) = parse(&k) else { continue };
+            if let Some(rec) = self.read_record(ks, key)? {
+                out.push((Bytes::copy_from_slice(key), rec.encode()));
+            }
+        }
+        Ok((out, next))
+    }
+}
+
 fn parse(k: &[u8]) -> Option<(&str, &[u8])> {
     let l = *k.first()? as usize;
     let ks = std::str::from_utf8(k.get(1..1 + l)?).ok()?;

@@ -58,6 +58,9 @@ pub struct NodeConfig {
     pub aae_interval_ms: u64,
     /// How long a coordinated read or write may take before `TIMEOUT`, ms.
     pub request_timeout_ms: u64,
+    /// Budget of partition streaming (join, leave, remove), MiB/s; 0 is
+    /// unlimited.
+    pub stream_mb_per_sec: u64,
     /// Accept `FAULT …` commands (tests, demos, `fulcrum verify`). Never
     /// on in production.
     pub allow_faults: bool,
@@ -90,6 +93,7 @@ impl Default for NodeConfig {
             request_timeout_ms: 2_000,
             aae_interval_ms: 10_000,
             tombstone_grace_ms: 3_600_000,
+            stream_mb_per_sec: 64,
             allow_faults: false,
             raft_seed: None,
         }
@@ -134,6 +138,7 @@ pub struct ConfigOverrides {
     pub request_timeout_ms: Option<u64>,
     pub aae_interval_ms: Option<u64>,
     pub tombstone_grace_ms: Option<u64>,
+    pub stream_mb_per_sec: Option<u64>,
     pub allow_faults: Option<bool>,
 }
 
@@ -208,6 +213,7 @@ impl NodeConfig {
         set(&mut self.request_timeout_ms, o.request_timeout_ms);
         set(&mut self.aae_interval_ms, o.aae_interval_ms);
         set(&mut self.tombstone_grace_ms, o.tombstone_grace_ms);
+        set(&mut self.stream_mb_per_sec, o.stream_mb_per_sec);
         set(&mut self.allow_faults, o.allow_faults);
     }
 

@@ -341,7 +341,8 @@ impl Cluster {
         level: Level,
     ) -> Result<bool, CoordError> {
         let started = Instant::now();
-        let replicas = self.replicas(ks.spec.replicas, key);
+        let sets = self.write_sets(ks.spec.replicas, key);
+        let replicas = sets[0].clone();
         let probe = self.tracker(level, &replicas);
         let needed = probe.needed();
         let any = level == Level::Any;
@@ -363,27 +364,44 @@ impl Cluster {
         // an UNAVAILABLE write surely did not happen. (ANY needs only this
         // node, which can hold hints.)
         if !any {
-            self.precheck(&probe, &replicas)?;
+            for set in &sets {
+                self.precheck(&self.tracker(level, set), set)?;
+            }
         }
         let (record, encoded) = self.db.coordinate(ks, key, &context, new)?;
-        let mut quorum = probe;
-        quorum.success(&self.me.dc);
-        if replicas.len() == 1 && matches!(quorum.decision(), Decision::Reached) {
+        let mut quorum = WriteQuorum {
+            sets: sets
+                .iter()
+                .map(|s| (s.clone(), self.tracker(level, s)))
+                .collect(),
+        };
+        quorum.success(&self.me.node_id, &self.me.dc);
+        // Every node of every set, once: a joining node's copy is written
+        // like any replica's.
+        let mut targets: Vec<NodeId> = Vec::new();
+        for node in sets.iter().flatten() {
+            if **node != *self.me.node_id && !targets.contains(node) {
+                targets.push(node.clone());
+            }
+        }
+        if targets.is_empty() && matches!(quorum.decision(), Decision::Reached) {
             // This node is the only replica: no one to send it to.
             return Ok(true);
         }
-        let (tx, mut rx) = mpsc::channel::<(String, Result<(), CallError>)>(replicas.len().max(1));
+        let (tx, mut rx) =
+            mpsc::channel::<(String, String, Result<(), CallError>)>(targets.len().max(1));
         let mut fallbacks = self.fallbacks(key, replicas.len());
-        for node in replicas.iter().filter(|r| ***r != *self.me.node_id) {
+        fallbacks.retain(|f| !targets.contains(f));
+        for node in &targets {
             let member = self.member(node);
             let Some(member) = member.filter(|_| self.is_up(node)) else {
                 // Sloppy quorum: the write goes to the next healthy node
                 // past the preference list as a hint (or stays here).
                 let hinted = self.hand_off(&mut fallbacks, node, ks, key, &record).await;
                 if hinted && any {
-                    quorum.success(&self.dc_of(node));
+                    quorum.success(node, &self.dc_of(node));
                 } else {
-                    quorum.failure(&self.dc_of(node), ReplicaFailure::Unreachable);
+                    quorum.failure(node, &self.dc_of(node), ReplicaFailure::Unreachable);
                 }
                 continue;
             };
@@ -399,7 +417,7 @@ impl Cluster {
                     .call(&member.peer_addr, req, this.request_timeout)
                     .await
                     .map(|_| ());
-                let _ = tx.send((member.dc, r)).await;
+                let _ = tx.send((member.node_id, member.dc, r)).await;
             });
         }
         drop(tx);
@@ -438,11 +456,11 @@ impl Cluster {
                 Err(_) | Ok(None) => {
                     quorum.deadline();
                 }
-                Ok(Some((dc, Ok(())))) => {
-                    quorum.success(&dc);
+                Ok(Some((node, dc, Ok(())))) => {
+                    quorum.success(&node, &dc);
                 }
-                Ok(Some((dc, Err(e)))) => {
-                    quorum.failure(&dc, classify(&e));
+                Ok(Some((node, dc, Err(e)))) => {
+                    quorum.failure(&node, &dc, classify(&e));
                 }
             }
         }
@@ -576,6 +594,53 @@ impl Cluster {
             }
         }
         Err(CoordError::Unavailable { needed, reached: 0 })
+    }
+}
+
+/// The quorum trackers of a write: one per replica set it must reach its
+/// level on (see `Cluster::write_sets`). A node's answer counts in every
+/// set that holds it; the write is done when every set reached its level.
+struct WriteQuorum {
+    sets: Vec<(Vec<NodeId>, Tracker)>,
+}
+
+impl WriteQuorum {
+    fn success(&mut self, node: &str, dc: &str) {
+        for (set, t) in &mut self.sets {
+            if set.iter().any(|x| **x == *node) {
+                t.success(dc);
+            }
+        }
+    }
+
+    fn failure(&mut self, node: &str, dc: &str, why: ReplicaFailure) {
+        for (set, t) in &mut self.sets {
+            if set.iter().any(|x| **x == *node) {
+                t.failure(dc, why);
+            }
+        }
+    }
+
+    fn deadline(&mut self) {
+        for (_, t) in &mut self.sets {
+            t.deadline();
+        }
+    }
+
+    fn decision(&self) -> Decision {
+        let mut pending = false;
+        for (_, t) in &self.sets {
+            match t.decision() {
+                f @ Decision::Failed { .. } => return f,
+                Decision::Pending => pending = true,
+                Decision::Reached => {}
+            }
+        }
+        if pending {
+            Decision::Pending
+        } else {
+            Decision::Reached
+        }
     }
 }
 

@@ -30,9 +30,26 @@ pub struct MemberStatus {
     pub peer_addr: String,
     pub resp_addr: String,
     pub http_addr: String,
+    /// `up`, `suspect`, `down`, `joining` or `leaving` (see `gossip.rs`).
     pub state: &'static str,
     pub dc: String,
     pub rack: String,
+    /// Milliseconds since this node last heard from the member (a newer
+    /// gossip heartbeat); 0 for itself, `null` if never.
+    pub last_heard_ms: Option<u64>,
+}
+
+/// The rings this node uses (see `cluster.rs`).
+#[derive(Debug, Serialize)]
+pub struct RingStatus {
+    /// Nodes reads go to (`up` and `leaving`).
+    pub nodes: Vec<String>,
+    /// Nodes writes also go to while a node joins or leaves (`up` and
+    /// `joining`); `null` when no node is on its way in or out.
+    pub pending: Option<Vec<String>>,
+    /// Older read rings writes still reach (until every live member
+    /// gossips the new one).
+    pub previous: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +67,7 @@ pub struct Status {
     pub node_id: String,
     pub version: &'static str,
     pub members: Vec<MemberStatus>,
+    pub ring: RingStatus,
     pub keyspaces: Vec<KeyspaceStatus>,
     pub fsync: String,
     pub uptime_seconds: u64,
@@ -106,11 +124,8 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
         .members()
         .into_iter()
         .map(|m| MemberStatus {
-            state: if s.cluster.is_up(&m.node_id) {
-                "up"
-            } else {
-                "down"
-            },
+            state: member_state(&s.cluster, &m.node_id),
+            last_heard_ms: s.cluster.last_heard_ms(&m.node_id),
             node_id: m.node_id,
             peer_addr: m.peer_addr,
             resp_addr: m.resp_addr,
@@ -132,10 +147,21 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
                 conflict: k.spec.conflict.to_string(),
             })
             .collect();
+    let p = s.cluster.placement();
+    let ring = RingStatus {
+        nodes: p.read.ids.clone(),
+        pending: p.pending.as_ref().map(|r| r.ids.clone()),
+        previous: p
+            .previous
+            .iter()
+            .filter(|(_, at)| at.elapsed() < crate::cluster::RING_GRACE)
+            .count(),
+    };
     Json(Status {
         node_id: c.node_id.clone(),
         version: crate::VERSION,
         members,
+        ring,
         keyspaces,
         fsync: s.db.fsync.to_string(),
         uptime_seconds: s.db.uptime().as_secs(),
@@ -179,6 +205,24 @@ async fn anti_entropy(
         .map(|(p, r)| (p, format!("{r:016x}")))
         .collect();
     Ok(Json(AntiEntropyStatus { keyspace, roots }))
+}
+
+/// A member's state as `/status` shows it: `down` when unreachable, else
+/// its ring state (`joining`, `leaving`), else `suspect` or `up`.
+fn member_state(cluster: &Cluster, node: &str) -> &'static str {
+    use crate::gossip::Liveness;
+    use crate::net::MemberState;
+    let live = cluster.liveness(node);
+    if live == Liveness::Down {
+        return "down";
+    }
+    match cluster.record(node).map(|r| r.state) {
+        Some(MemberState::Joining) => "joining",
+        Some(MemberState::Leaving) => "leaving",
+        Some(MemberState::Left) => "left",
+        _ if live == Liveness::Suspect => "suspect",
+        _ => "up",
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod coord;
 pub mod db;
 pub mod expiry;
+pub mod gossip;
 pub mod hints;
 pub mod http;
 mod locks;
@@ -26,6 +27,8 @@ pub mod netio;
 pub mod node;
 pub mod replica;
 pub mod resp;
+pub mod schema;
+pub mod stream;
 pub mod strong;
 mod ticker;
 

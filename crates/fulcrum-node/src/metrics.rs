@@ -26,6 +26,7 @@ pub struct Metrics {
     pub read_repairs: Counter,
     pub tombstones_purged: Counter,
     pub aae_keys_repaired: Counter,
+    pub streamed_records: Counter,
     pub hints_stored: Counter,
     pub hints_delivered: Counter,
     pub hints_pending: Gauge,
@@ -58,6 +59,7 @@ impl Metrics {
         let read_repairs = Counter::default();
         let tombstones_purged = Counter::default();
         let aae_keys_repaired = Counter::default();
+        let streamed_records = Counter::default();
         let hints_stored = Counter::default();
         let hints_delivered = Counter::default();
         let hints_pending = Gauge::default();
@@ -117,6 +119,11 @@ impl Metrics {
             aae_keys_repaired.clone(),
         );
         registry.register(
+            "streamed_records",
+            "Records moved by partition streaming (join, leave, remove)",
+            streamed_records.clone(),
+        );
+        registry.register(
             "tombstones_purged",
             "Tombstones removed after every replica agreed on them",
             tombstones_purged.clone(),
@@ -148,6 +155,7 @@ impl Metrics {
             read_repairs,
             tombstones_purged,
             aae_keys_repaired,
+            streamed_records,
             hints_stored,
             hints_delivered,
             hints_pending,

@@ -48,6 +48,12 @@ pub fn http_listener(listener: TcpListener) -> TcpListener {
     listener
 }
 
+/// Whether this code runs on a simulated host (never without `sim`).
+#[cfg(not(feature = "sim"))]
+pub fn in_simulation() -> bool {
+    false
+}
+
 #[cfg(feature = "sim")]
 pub use sim::*;
 

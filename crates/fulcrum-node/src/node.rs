@@ -130,8 +130,14 @@ impl Node {
             http_addr: http_addr.to_string(),
             dc: config.dc.clone(),
             rack: config.rack.clone(),
+            gossip_addr: if crate::netio::in_simulation() {
+                String::new()
+            } else {
+                crate::gossip::gossip_addr(peer_addr).to_string()
+            },
         };
-        let cluster = Arc::new(Cluster::open(db.clone(), &config, me)?);
+        let generation = crate::db::wall_ms();
+        let cluster = Arc::new(Cluster::open(db.clone(), &config, me, generation)?);
         let (tx, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(crate::net::server::serve(
@@ -139,8 +145,18 @@ impl Node {
             cluster.clone(),
             rx.clone(),
         )));
+        if !crate::netio::in_simulation() {
+            // Gossip: UDP on the peer port (see gossip.rs).
+            cluster.start_gossip(peer_addr, &[]).await?;
+            tasks.push(tokio::spawn(cluster.clone().run_gossip_poll(rx.clone())));
+        }
         if !config.seeds.is_empty() {
             cluster.join(&config.seeds).await?;
+        }
+        if cluster.my_state() == crate::net::MemberState::Joining {
+            // Not awaited at shutdown: a join may be cut short anywhere
+            // (its progress is persisted per partition).
+            tokio::spawn(cluster.clone().run_join());
         }
         for ks in db.catalog.list() {
             cluster.open_strong_groups(&ks.spec).await;
@@ -196,6 +212,7 @@ impl Node {
     /// Stops serving, waits for the tasks, and syncs storage.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.cluster.stop_gossip();
         for t in self.tasks {
             let _ = t.await;
         }

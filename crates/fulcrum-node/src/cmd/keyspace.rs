@@ -59,7 +59,8 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let name = text(name)?.to_string();
         ctx.db.catalog.drop_keyspace(&name)?;
         ctx.cluster.close_strong_groups(&name).await;
-        everywhere(ctx, PeerRequest::DropKeyspace { name }).await
+        let version = ctx.cluster.schema_changed(&name, None).await;
+        everywhere(ctx, PeerRequest::DropKeyspace { name, version }).await
     } else {
         Err(CmdError::Msg(format!(
             "unknown subcommand '{}'. Try KEYSPACE CREATE, LIST, INFO or DROP.",
@@ -113,13 +114,21 @@ async fn create(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     ctx.db.catalog.create(spec.clone())?;
     ctx.cluster.open_strong_groups(&spec).await;
-    everywhere(ctx, PeerRequest::CreateKeyspace { spec }).await
+    let version = ctx
+        .cluster
+        .schema_changed(&spec.name, Some(spec.clone()))
+        .await;
+    everywhere(ctx, PeerRequest::CreateKeyspace { spec, version }).await
 }
 
-/// Sends a schema change to every other member; `+OK` only when all have
-/// it.
+/// Sends a schema change to every other member; `+OK` when every live one
+/// has it (a member that gossip says is down learns it from gossip when it
+/// is back, see `schema.rs`).
 async fn everywhere(ctx: &Ctx<'_>, request: PeerRequest) -> CmdResult {
-    let failed = ctx.cluster.broadcast(request).await;
+    let mut failed = ctx.cluster.broadcast(request).await;
+    if ctx.cluster.gossips() {
+        failed.retain(|(n, _)| ctx.cluster.gossip_alive(n));
+    }
     if failed.is_empty() {
         return Ok(Frame::ok());
     }

@@ -4,6 +4,7 @@
 //! dispatcher checks before calling a handler).
 
 mod args;
+mod cluster;
 mod conn;
 mod counter;
 mod error;
@@ -147,6 +148,7 @@ async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         H::VDel => versioned::vdel(ctx, a).await,
         H::Fault => fault::fault(ctx, a),
         H::Repair => repair::repair(ctx, a).await,
+        H::Cluster => cluster::cluster(ctx, a).await,
     }
 }
 

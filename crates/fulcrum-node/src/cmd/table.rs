@@ -42,6 +42,7 @@ pub enum Handler {
     VDel,
     Fault,
     Repair,
+    Cluster,
 }
 
 #[derive(Debug)]
@@ -133,6 +134,7 @@ pub static COMMANDS: &[Spec] = &[
     spec!("VDEL", -2, W, 1, 1, 1, VDel),
     spec!("FAULT", -2, A, 0, 0, 0, Fault),
     spec!("REPAIR", -1, A, 0, 0, 0, Repair),
+    spec!("CLUSTER", -2, A, 0, 0, 0, Cluster),
 ];
 
 /// Finds a command by name, ignoring ASCII case.

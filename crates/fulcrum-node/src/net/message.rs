@@ -15,7 +15,7 @@ use crate::replica::NewVersion;
 
 /// Bumped on any incompatible change; a peer speaking another version is
 /// refused with a clear error.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest frame accepted from a peer (a 16 MiB value plus headers and
 /// sibling metadata).
@@ -30,6 +30,62 @@ pub struct Member {
     pub http_addr: String,
     pub dc: String,
     pub rack: String,
+    /// Where this node's gossip (chitchat, UDP) listens; empty when the
+    /// node does not gossip (inside a simulation).
+    #[serde(default)]
+    pub gossip_addr: String,
+}
+
+/// The part a node plays in the ring, as it announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Pulling the data of the partitions it gains; not yet read from.
+    Joining,
+    Up,
+    /// Pushing its data to the partitions' next owners; still read from.
+    Leaving,
+    /// Gone from the ring (left, or removed while dead).
+    Left,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Joining => "joining",
+            MemberState::Up => "up",
+            MemberState::Leaving => "leaving",
+            MemberState::Left => "left",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MemberState> {
+        Some(match s {
+            "joining" => MemberState::Joining,
+            "up" => MemberState::Up,
+            "leaving" => MemberState::Leaving,
+            "left" => MemberState::Left,
+            _ => return None,
+        })
+    }
+}
+
+/// A member with its announced state. `generation` is the start time (ms)
+/// of the process that announced it: of two records of a node, the one
+/// with the higher `(generation, state)` wins, so states only move forward
+/// within one run and a restarted node supersedes its old run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member: Member,
+    pub state: MemberState,
+    pub generation: u64,
+}
+
+impl MemberRecord {
+    /// Whether `self` supersedes `other` (a record of the same node).
+    pub fn supersedes(&self, other: &MemberRecord) -> bool {
+        (self.generation, self.state) > (other.generation, other.state)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,18 +93,22 @@ pub enum PeerRequest {
     Ping,
     /// A node asks to join; the receiver adds it and tells everyone.
     Join {
-        member: Member,
+        member: MemberRecord,
     },
-    /// The sender's member list; the receiver merges it (union).
+    /// The sender's member list; the receiver merges it (newest record of
+    /// each node wins).
     Members {
         epoch: u64,
-        members: Vec<Member>,
+        members: Vec<MemberRecord>,
     },
+    /// `version`: the schema version of the change (see `schema.rs`).
     CreateKeyspace {
         spec: KeyspaceSpec,
+        version: u64,
     },
     DropKeyspace {
         name: String,
+        version: u64,
     },
     /// Replica read: the stored record of `key`, if any.
     Read {
@@ -115,6 +175,19 @@ pub enum PeerRequest {
         read_level: Option<Level>,
         write_level: Option<Level>,
     },
+    /// Streaming: up to `limit` records of `partition` of `keyspace`, in
+    /// anti-entropy index order, after index position `after`.
+    StreamRecords {
+        keyspace: String,
+        partition: u32,
+        after: Option<Bytes>,
+        limit: u32,
+    },
+    /// Streaming: merge every (key, record) into the stored ones.
+    PutBatch {
+        keyspace: String,
+        records: Vec<(Bytes, Bytes)>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,8 +197,14 @@ pub enum PeerResponse {
     },
     Joined {
         epoch: u64,
-        members: Vec<Member>,
+        members: Vec<MemberRecord>,
         keyspaces: Vec<KeyspaceSpec>,
+    },
+    /// A page of streamed records; `next` is the position to continue
+    /// after, `None` at the partition's end.
+    Records {
+        records: Vec<(Bytes, Bytes)>,
+        next: Option<Bytes>,
     },
     Done,
     Record(Option<Bytes>),

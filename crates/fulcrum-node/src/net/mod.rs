@@ -7,5 +7,5 @@ pub mod message;
 pub mod server;
 pub mod transport;
 
-pub use message::{Member, PeerRequest, PeerResponse};
+pub use message::{Member, MemberRecord, MemberState, PeerRequest, PeerResponse};
 pub use transport::{CallError, PeerPool};

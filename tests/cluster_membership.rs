@@ -1,0 +1,599 @@
+//! Membership across real `fulcrum server` processes on loopback: gossip
+//! (failure detection, member lists that converge whichever seed a node
+//! joined through, schema learned after a restart), a node joining under
+//! load with its partitions streamed to it, `CLUSTER LEAVE` and
+//! `CLUSTER REMOVE`.
+//!
+//! Anti-entropy is switched off (`--aae-interval-ms` of an hour) wherever a
+//! test checks that streaming moved data, so nothing else could have.
+//! Nothing asserts on timing: convergence is polled with a deadline.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fulcrum_client::{Client, Frame};
+use fulcrum_core::ring::{Ring, RingNode};
+
+/// How long asynchronous convergence may take before a test fails.
+const CONVERGE: Duration = Duration::from_secs(40);
+
+/// No anti-entropy during a test: only streaming moves data.
+const NO_AAE: [&str; 2] = ["--aae-interval-ms", "3600000"];
+
+/// Runs `probe` until it answers `Ok`, every 100 ms, for at most
+/// [`CONVERGE`]; then fails with `what` and the last `Err`.
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what}: not reached within {CONVERGE:?}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn status_json(node: &Node) -> serde_json::Value {
+    let r = node.http_get("/status").await;
+    assert_eq!(r.status, 200, "/status answered {}: {}", r.status, r.body);
+    serde_json::from_str(&r.body)
+        .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {}", r.body))
+}
+
+/// node id → (state, last_heard_ms) as `node`'s `/status` lists them.
+async fn members(node: &Node) -> BTreeMap<String, (String, Option<u64>)> {
+    let status = status_json(node).await;
+    status["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("/status has no members array: {status}"))
+        .iter()
+        .map(|m| {
+            (
+                m["node_id"].as_str().expect("node_id").to_string(),
+                (
+                    m["state"].as_str().expect("state").to_string(),
+                    m["last_heard_ms"].as_u64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Polls `observer` until its members are exactly `ids`, all up.
+async fn wait_members_up(observer: &Node, ids: &[&str]) {
+    eventually(&format!("{ids:?} all up"), async || {
+        let seen = members(observer).await;
+        let ok = seen.len() == ids.len()
+            && ids
+                .iter()
+                .all(|id| seen.get(*id).is_some_and(|(s, _)| s == "up"));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    })
+    .await;
+}
+
+/// Polls `observer` until it shows `member` in `state`.
+async fn wait_state(observer: &Node, member: &str, state: &str) {
+    eventually(&format!("{member} {state}"), async || {
+        let seen = members(observer).await;
+        match seen.get(member) {
+            Some((s, _)) if s == state => Ok(()),
+            _ => Err(format!("{seen:?}")),
+        }
+    })
+    .await;
+}
+
+/// Polls `observer` until its rings settled: no node on its way in or out,
+/// no older ring that writes must still reach.
+async fn wait_ring_settled(observer: &Node) {
+    eventually("ring settled", async || {
+        let ring = status_json(observer).await["ring"].clone();
+        if ring["pending"].is_null() && ring["previous"] == 0 {
+            Ok(())
+        } else {
+            Err(format!("{ring}"))
+        }
+    })
+    .await;
+}
+
+/// Starts a node `id` joining through `seed` (none: a new cluster).
+async fn start_node(id: &str, seed: Option<&Node>, extra: &[&str]) -> Node {
+    let mut b = Node::builder().args(["--node-id", id]);
+    if let Some(s) = seed {
+        b = b.args(["--seeds", s.peer.to_string().as_str()]);
+    }
+    b.args(extra.iter().copied()).start().await
+}
+
+/// n1 .. n`count`, each joining through n1, all up everywhere.
+async fn start_cluster(count: usize, extra: &[&str]) -> Vec<Node> {
+    let first = start_node("n1", None, extra).await;
+    let mut nodes = vec![first];
+    for i in 2..=count {
+        let n = start_node(&format!("n{i}"), Some(&nodes[0]), extra).await;
+        nodes.push(n);
+    }
+    let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for n in &nodes {
+        wait_members_up(n, &refs).await;
+    }
+    for n in &nodes {
+        wait_ring_settled(n).await;
+    }
+    nodes
+}
+
+async fn ok_cmd(c: &mut Client, args: &[&str]) {
+    assert_eq!(cmd(c, args).await, ok(), "{args:?}");
+}
+
+/// The keyspace names `node` lists.
+async fn keyspaces(node: &Node) -> Vec<String> {
+    let mut c = node.client().await;
+    items(&cmd(&mut c, &["KEYSPACE", "LIST"]).await)
+        .iter()
+        .map(text)
+        .collect()
+}
+
+/// `DBSIZE` of keyspace `ks` on `node`: the keys it stores itself.
+async fn local_keys(node: &Node, ks: &str) -> i64 {
+    let mut c = node.client().await;
+    ok_cmd(&mut c, &["USE", ks]).await;
+    as_int(&cmd(&mut c, &["DBSIZE"]).await)
+}
+
+/// The replicas of `key` (3 copies) on a ring of `ids` (default dc/rack).
+fn replicas_of(ids: &[&str], key: &str) -> Vec<String> {
+    let ring = Ring::new(ids.iter().map(|id| RingNode::new(*id, "dc1", "r1"))).expect("ring");
+    ring.preference_list(ring.partition_of(key.as_bytes()), 3)
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------
+// Gossip.
+// ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn killed_node_is_seen_down_by_the_others() {
+    let mut nodes = start_cluster(3, &[]).await;
+    // Every live member was heard from recently enough to have a time.
+    let seen = members(&nodes[0]).await;
+    for id in ["n1", "n2", "n3"] {
+        assert!(
+            seen[id].1.is_some(),
+            "n1 reports when it last heard {id}: {seen:?}"
+        );
+    }
+    assert_eq!(seen["n1"].1, Some(0), "a node hears itself now");
+
+    nodes[2].kill9();
+    wait_state(&nodes[0], "n3", "down").await;
+    wait_state(&nodes[1], "n3", "down").await;
+    // The others stay up, and the silence since n3 was heard grows.
+    let before = members(&nodes[0]).await["n3"].1.expect("n3 was heard once");
+    eventually("n3's silence grows", async || {
+        let now = members(&nodes[0]).await;
+        match now["n3"].1 {
+            Some(ms) if ms > before => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let seen = members(&nodes[1]).await;
+    assert_eq!(seen["n1"].0, "up", "{seen:?}");
+    assert_eq!(seen["n2"].0, "up", "{seen:?}");
+}
+
+#[tokio::test]
+async fn third_node_joining_through_the_second_converges_on_one_member_list() {
+    let n1 = start_node("n1", None, &[]).await;
+    let n2 = start_node("n2", Some(&n1), &[]).await;
+    // n3 knows only n2; n1 learns of n3 through gossip.
+    let n3 = start_node("n3", Some(&n2), &[]).await;
+    for n in [&n1, &n2, &n3] {
+        wait_members_up(n, &["n1", "n2", "n3"]).await;
+    }
+    // And each lists the same addresses for everyone.
+    let addrs = |s: serde_json::Value| -> Vec<(String, String)> {
+        s["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| {
+                (
+                    m["node_id"].as_str().expect("id").to_string(),
+                    m["peer_addr"].as_str().expect("peer").to_string(),
+                )
+            })
+            .collect()
+    };
+    let first = addrs(status_json(&n1).await);
+    assert_eq!(first, addrs(status_json(&n2).await));
+    assert_eq!(first, addrs(status_json(&n3).await));
+}
+
+#[tokio::test]
+async fn node_down_during_keyspace_create_learns_it_after_restart() {
+    let mut nodes = start_cluster(3, &[]).await;
+    let mut c = nodes[0].client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "gone", "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    eventually("n3 has 'gone'", async || {
+        let list = keyspaces(&nodes[2]).await;
+        if list.contains(&"gone".to_string()) {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+
+    nodes[2].kill9();
+    wait_state(&nodes[0], "n3", "down").await;
+    // Both answer +OK with n3 down: it learns them from gossip later.
+    ok_cmd(&mut c, &["KEYSPACE", "DROP", "gone"]).await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "late", "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    ok_cmd(&mut c, &["USE", "late"]).await;
+    ok_cmd(&mut c, &["SET", "k", "v"]).await;
+    assert!(keyspaces(&nodes[1]).await.contains(&"late".to_string()));
+
+    nodes[2].restart().await;
+    let n3 = &nodes[2];
+    // The drop reaches n3 only through gossip (a join hands over the
+    // keyspaces that exist, not the ones dropped).
+    eventually("n3 learns 'late' and forgets 'gone'", async || {
+        let list = keyspaces(n3).await;
+        if list.contains(&"late".to_string()) && !list.contains(&"gone".to_string()) {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+    // And serves it once it hears the others again.
+    wait_members_up(n3, &["n1", "n2", "n3"]).await;
+    let mut c3 = n3.client().await;
+    ok_cmd(&mut c3, &["USE", "late"]).await;
+    assert_eq!(cmd(&mut c3, &["GET", "k"]).await, bulk("v"));
+}
+
+// ---------------------------------------------------------------------
+// Join with streaming.
+// ---------------------------------------------------------------------
+
+/// What a writer saw.
+#[derive(Default)]
+struct Written {
+    /// key → value, for every acknowledged SET.
+    acked: BTreeMap<String, String>,
+    /// Every error reply.
+    errors: Vec<String>,
+}
+
+/// Writes `w{t}:{i}` at the keyspace's level through `addr` until `stop`.
+async fn writer(addr: std::net::SocketAddr, t: usize, stop: Arc<AtomicBool>) -> Written {
+    let mut c = Client::connect(addr).await.expect("connect writer");
+    c.set_timeout(Some(Duration::from_secs(10)));
+    ok_cmd(&mut c, &["USE", "load"]).await;
+    let mut w = Written::default();
+    let mut i = 0u64;
+    // Bounded: stops when told, or after 20 000 writes.
+    while !stop.load(Ordering::Relaxed) && i < 20_000 {
+        let key = format!("w{t}:{i}");
+        let value = format!("v{i}");
+        match c.cmd(&["SET", key.as_str(), value.as_str()]).await {
+            Ok(Frame::Simple(s)) if s == "OK" => {
+                w.acked.insert(key, value);
+            }
+            Ok(Frame::Error(e)) => w.errors.push(e.to_string()),
+            Ok(other) => w.errors.push(format!("unexpected {other:?}")),
+            Err(e) => w.errors.push(format!("client error: {e}")),
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    w
+}
+
+#[tokio::test]
+async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes() {
+    let nodes = start_cluster(3, &NO_AAE).await;
+    let mut c = nodes[0].client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "load", "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    for n in &nodes {
+        eventually("keyspace everywhere", async || {
+            let l = keyspaces(n).await;
+            if l.contains(&"load".to_string()) {
+                Ok(())
+            } else {
+                Err(format!("{l:?}"))
+            }
+        })
+        .await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(t, n)| tokio::spawn(writer(n.resp, t, stop.clone())))
+        .collect();
+    // Some data before the join, so there is something to stream.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let n4 = start_node("n4", Some(&nodes[1]), &NO_AAE).await;
+    for n in nodes.iter().chain([&n4]) {
+        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+    }
+    // Keep writing a little on the new ring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    let mut errors = Vec::new();
+    for w in writers {
+        let w = w.await.expect("writer task");
+        acked.extend(w.acked);
+        errors.extend(w.errors);
+    }
+    assert!(
+        acked.len() > 100,
+        "the writers got through: {}",
+        acked.len()
+    );
+    let unavailable: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("UNAVAILABLE"))
+        .collect();
+    assert!(
+        unavailable.is_empty(),
+        "{} UNAVAILABLE replies during the join: {:?}",
+        unavailable.len(),
+        &unavailable[..unavailable.len().min(5)]
+    );
+    // Other failures (a TIMEOUT on a loaded machine) leave the write's
+    // outcome unknown; it is simply not counted as acknowledged.
+    eprintln!(
+        "{} writes acknowledged, {} failed: {:?}",
+        acked.len(),
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+
+    // n4 holds every acknowledged key of its partitions itself: a read at
+    // ONE through n4 answers from its own copy first.
+    let ids = ["n1", "n2", "n3", "n4"];
+    let mut c4 = n4.client().await;
+    ok_cmd(&mut c4, &["USE", "load"]).await;
+    ok_cmd(&mut c4, &["CONSISTENCY", "READ", "ONE"]).await;
+    let mut owned = 0;
+    for (k, v) in &acked {
+        if replicas_of(&ids, k).iter().any(|r| r == "n4") {
+            owned += 1;
+            assert_eq!(
+                cmd(&mut c4, &["GET", k.as_str()]).await,
+                bulk(v),
+                "n4's own copy of {k}"
+            );
+        }
+    }
+    assert!(owned > 0, "n4 owns some of the keys");
+    assert_eq!(
+        local_keys(&n4, "load").await,
+        owned as i64,
+        "n4 stores exactly the keys of its partitions"
+    );
+
+    // Every acknowledged write reads back at QUORUM and ALL, through any
+    // node.
+    for (i, node) in nodes.iter().chain([&n4]).enumerate() {
+        let mut c = node.client().await;
+        ok_cmd(&mut c, &["USE", "load"]).await;
+        let level = if i % 2 == 0 { "QUORUM" } else { "ALL" };
+        ok_cmd(&mut c, &["CONSISTENCY", "READ", level]).await;
+        for (k, v) in acked.iter().skip(i).step_by(4) {
+            assert_eq!(
+                cmd(&mut c, &["GET", k.as_str()]).await,
+                bulk(v),
+                "{k} at {level} through node {}",
+                i + 1
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Leave and remove.
+// ---------------------------------------------------------------------
+
+/// Writes `count` keys at ALL into keyspace `ks` (created with 3 replicas).
+async fn fill(node: &Node, ks: &str, count: usize) {
+    let mut c = node.client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", ks, "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    ok_cmd(&mut c, &["USE", ks]).await;
+    ok_cmd(&mut c, &["CONSISTENCY", "WRITE", "ALL"]).await;
+    for i in 0..count {
+        ok_cmd(&mut c, &["SET", &format!("k{i}"), &format!("v{i}")]).await;
+    }
+}
+
+/// Polls until each of `nodes` stores `count` keys of `ks` itself.
+async fn wait_full_copies(nodes: &[&Node], ks: &str, count: i64) {
+    for (i, n) in nodes.iter().enumerate() {
+        eventually(
+            &format!("node #{i} holds all {count} keys"),
+            async || match local_keys(n, ks).await {
+                c if c == count => Ok(()),
+                c => Err(format!("{c} keys")),
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn leaving_node_streams_its_data_away_and_stops() {
+    let mut nodes = start_cluster(4, &NO_AAE).await;
+    const KEYS: usize = 300;
+    fill(&nodes[0], "lv", KEYS).await;
+    // With four nodes, nobody holds everything.
+    let before = local_keys(&nodes[0], "lv").await;
+    assert!(before < KEYS as i64, "n1 holds {before} of {KEYS}");
+
+    let out = run(
+        &["cluster", "--addr", &nodes[1].resp.to_string(), "leave"],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "cluster leave failed: {}", out.stderr);
+    assert_eq!(out.stdout.trim(), "OK");
+    eventually("n2 exits after leaving", async || {
+        if nodes[1].is_alive() {
+            Err("still running".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // Three nodes left, three copies: each holds every key itself, and
+    // lists only the three.
+    let rest = [&nodes[0], &nodes[2], &nodes[3]];
+    wait_full_copies(&rest, "lv", KEYS as i64).await;
+    for n in rest {
+        wait_members_up(n, &["n1", "n3", "n4"]).await;
+    }
+    let mut c = nodes[2].client().await;
+    ok_cmd(&mut c, &["USE", "lv"]).await;
+    ok_cmd(&mut c, &["CONSISTENCY", "READ", "ALL"]).await;
+    assert_eq!(cmd(&mut c, &["GET", "k7"]).await, bulk("v7"));
+}
+
+#[tokio::test]
+async fn removed_dead_node_is_rereplicated_by_the_survivors() {
+    let mut nodes = start_cluster(4, &NO_AAE).await;
+    const KEYS: usize = 300;
+    fill(&nodes[0], "rm", KEYS).await;
+    let before = local_keys(&nodes[0], "rm").await;
+    assert!(before < KEYS as i64, "n1 holds {before} of {KEYS}");
+
+    nodes[3].kill9();
+    wait_state(&nodes[0], "n4", "down").await;
+    let mut c = nodes[0].client().await;
+    // A live node cannot be removed.
+    let reply = cmd(&mut c, &["CLUSTER", "REMOVE", "n2"]).await;
+    assert!(
+        err_text(&reply).contains("alive"),
+        "removing a live node: {reply:?}"
+    );
+    ok_cmd(&mut c, &["CLUSTER", "REMOVE", "n4"]).await;
+
+    let rest = [&nodes[0], &nodes[1], &nodes[2]];
+    for n in rest {
+        wait_members_up(n, &["n1", "n2", "n3"]).await;
+    }
+    wait_full_copies(&rest, "rm", KEYS as i64).await;
+}
+
+#[tokio::test]
+async fn node_killed_while_joining_finishes_its_join_after_restart() {
+    let nodes = start_cluster(3, &NO_AAE).await;
+    // Enough data that the join takes a while at 1 MiB/s.
+    const KEYS: usize = 2000;
+    let value = "x".repeat(1000);
+    let mut c = nodes[0].client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "big", "MODE", "eventual", "REPLICAS", "3",
+        ],
+    )
+    .await;
+    ok_cmd(&mut c, &["USE", "big"]).await;
+    ok_cmd(&mut c, &["CONSISTENCY", "WRITE", "ALL"]).await;
+    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(100) {
+        let mut args = vec!["MSET".to_string()];
+        for i in chunk {
+            args.push(format!("k{i}"));
+            args.push(value.clone());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok_cmd(&mut c, &refs).await;
+    }
+
+    let slow = ["--stream-mb-per-sec", "1", "--aae-interval-ms", "3600000"];
+    let mut n4 = start_node("n4", Some(&nodes[0]), &slow).await;
+    wait_state(&nodes[0], "n4", "joining").await;
+    // Kill it somewhere in its join (the settle time is 3 s; streaming
+    // then takes several seconds at 1 MiB/s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still_joining = members(&nodes[0]).await["n4"].0 == "joining";
+    n4.kill9();
+    n4.restart().await;
+    for n in nodes.iter().chain([&n4]) {
+        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+    }
+    eprintln!("n4 was killed while joining: {still_joining}");
+    assert!(
+        n4.stderr_text().contains("join streaming finished"),
+        "n4 finished its join"
+    );
+
+    // n4 holds every key of its partitions itself.
+    let ids = ["n1", "n2", "n3", "n4"];
+    let mut c4 = n4.client().await;
+    ok_cmd(&mut c4, &["USE", "big"]).await;
+    ok_cmd(&mut c4, &["CONSISTENCY", "READ", "ONE"]).await;
+    let mut owned = 0;
+    for i in 0..KEYS {
+        let k = format!("k{i}");
+        if replicas_of(&ids, &k).iter().any(|r| r == "n4") {
+            owned += 1;
+            assert_eq!(
+                cmd(&mut c4, &["GET", k.as_str()]).await,
+                bulk(&value),
+                "n4's own copy of {k}"
+            );
+        }
+    }
+    assert_eq!(local_keys(&n4, "big").await, owned);
+}
