@@ -3,6 +3,9 @@
 # release binary on this host, copies it and the shared libraries `ldd`
 # lists into a build context, and runs `docker build` on docker/Dockerfile.
 #   scripts/docker-build.sh [TAG]        TAG defaults to fulcrum:dev
+#   FULCRUM_BIN=path/to/fulcrum scripts/docker-build.sh   use that binary
+#                                        instead of building release (CI
+#                                        reuses the debug build of the tests)
 # The image runs on any Linux host with the same CPU architecture; the
 # libraries come from this host, so the image matches what was tested here.
 set -euo pipefail
@@ -10,9 +13,13 @@ cd "$(dirname "$0")/.."
 TAG=${1:-fulcrum:dev}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-echo "== cargo build --release --locked"
-cargo build --release --locked -q
-BIN="$TARGET_DIR/release/fulcrum"
+if [ -n "${FULCRUM_BIN:-}" ]; then
+  BIN=$FULCRUM_BIN
+else
+  echo "== cargo build --release --locked"
+  cargo build --release --locked -q
+  BIN="$TARGET_DIR/release/fulcrum"
+fi
 [ -x "$BIN" ] || { echo "error: $BIN was not built" >&2; exit 1; }
 
 CONTEXT=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-image-XXXXXX")

@@ -7,6 +7,8 @@
 #
 #   scripts/docker-scenarios.sh [SCENARIO ...]      default: every scenario
 #   DURATION=30s NODES=5 SEED=7 IMAGE=fulcrum:dev SKIP_BUILD=1
+#   FULCRUM_BIN=target/debug/fulcrum   image and verify from that binary
+#                                      (no release build; what CI does)
 #
 # Scenarios (each a function scenario_<name> below):
 #   partition  eventual keyspace at QUORUM; a node is disconnected from the
@@ -29,7 +31,8 @@ DURATION=${DURATION:-30s}
 NODES=${NODES:-5}
 IMAGE=${IMAGE:-fulcrum:dev}
 SEED=${SEED:-}
-BIN="${CARGO_TARGET_DIR:-target}/release/fulcrum"
+BIN="${FULCRUM_BIN:-${CARGO_TARGET_DIR:-target}/release/fulcrum}"
+export FULCRUM_BIN
 ALL_SCENARIOS=(partition kill pause strong)
 RUN_ID="fulcrum-scenarios-$$"
 
