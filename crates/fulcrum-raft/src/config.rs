@@ -76,13 +76,8 @@ impl GroupsConfig {
     /// Builds openraft's configuration.
     ///
     /// Beyond the fields above: pre-vote is on (a node returning from a
-    /// partition cannot depose a healthy leader by bumping the term), a
-    /// restarted leader never resumes leadership without an election, and
-    /// the leader replicates entries as soon as its log append is submitted
-    /// rather than after its own fsync (`broadcast_submitted_on_append`), so
-    /// the leader's and the followers' fsyncs overlap instead of running one
-    /// after the other. Safe: an entry commits only once a quorum has it
-    /// durable, and the leader counts itself only after its own fsync.
+    /// partition cannot depose a healthy leader by bumping the term), and a
+    /// restarted leader never resumes leadership without an election.
     ///
     /// # Errors
     /// `RaftError::Config` if openraft rejects the values (e.g. the election
@@ -108,7 +103,6 @@ impl GroupsConfig {
             replication_lag_threshold: self.snapshot_every.saturating_mul(2).max(1000),
             enable_pre_vote: Some(true),
             enable_leader_restore: Some(false),
-            broadcast_submitted_on_append: Some(true),
             ..openraft::Config::default()
         };
         let config = config

@@ -23,10 +23,7 @@
 //!   next synced write makes them durable with it.
 //! - Storage calls are synchronous and short (memtable writes, point reads,
 //!   range scans); they run on the calling task. Only the fsync wait is
-//!   asynchronous. Writes go through [`write_batch`]: fjall holds its
-//!   journal lock for the length of a running fsync, so a write can block
-//!   for an fsync, and it must not hold one of the runtime's few worker
-//!   threads meanwhile.
+//!   asynchronous.
 
 use std::fmt::Debug;
 use std::io;
@@ -34,7 +31,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fulcrum_storage::{Batch, GroupCommit, Storage, StorageResult};
+use fulcrum_storage::{Batch, GroupCommit, Storage};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
@@ -107,7 +104,9 @@ impl LogStore {
             Bytes::copy_from_slice(key),
             codec::encode(what, v)?,
         );
-        write_batch(&*self.storage, batch).map_err(storage_io("write raft meta"))
+        self.storage
+            .write(batch)
+            .map_err(storage_io("write raft meta"))
     }
 
     /// Adds removals of every log key in `(start, end)` to `batch`.
@@ -141,21 +140,6 @@ impl LogStore {
                 return Ok(());
             }
         }
-    }
-}
-
-/// Writes `batch` to `storage`. On a multi-threaded tokio runtime the call
-/// runs under `block_in_place`: the worker's other tasks move to another
-/// thread while this one may wait for fjall's journal lock, which a running
-/// fsync (of any group, or of the eventual keyspaces) holds. Elsewhere (a
-/// current-thread runtime: tests, the simulation) it simply writes.
-pub(crate) fn write_batch(storage: &dyn Storage, batch: Batch) -> StorageResult<()> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| storage.write(batch))
-        }
-        _ => storage.write(batch),
     }
 }
 
@@ -310,7 +294,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
             last = Some(id);
         }
-        write_batch(&*self.storage, batch).map_err(storage_io("append raft log"))?;
+        self.storage
+            .write(batch)
+            .map_err(storage_io("append raft log"))?;
         if let Some(last) = last {
             self.cache.lock().last_entry = Some(last);
         }
@@ -329,7 +315,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let mut batch = Batch::new();
         self.remove_range(&mut batch, start, Bound::Unbounded)?;
-        write_batch(&*self.storage, batch).map_err(storage_io("truncate raft log"))?;
+        self.storage
+            .write(batch)
+            .map_err(storage_io("truncate raft log"))?;
         let mut cache = self.cache.lock();
         if cache.last_entry > last_log_id {
             cache.last_entry = last_log_id;
@@ -349,7 +337,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Bound::Unbounded,
             Bound::Included(log_id.index()),
         )?;
-        write_batch(&*self.storage, batch).map_err(storage_io("purge raft log"))?;
+        self.storage
+            .write(batch)
+            .map_err(storage_io("purge raft log"))?;
         let mut cache = self.cache.lock();
         if cache
             .last_entry

@@ -154,7 +154,8 @@ impl StateMachine {
             Bytes::from_static(APPLIED),
             codec::encode("applied state", next)?,
         );
-        crate::log_store::write_batch(&*self.storage, batch)
+        self.storage
+            .write(batch)
             .map_err(storage_io("apply raft entries"))?;
         self.applied = next.clone();
         self.shared.clock_ms.store(next.clock_ms, Ordering::Release);
