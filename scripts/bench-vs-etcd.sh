@@ -28,7 +28,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-cargo build --release --locked -q
+cargo build --release --locked -q --features etcd
 BIN=${CARGO_TARGET_DIR:-target}/release/fulcrum
 WORK=$(mktemp -d)
 PIDS=()

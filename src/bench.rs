@@ -16,6 +16,7 @@
 //! RESP ([`target::RespTarget`], Fulcrum or Redis) or etcd
 //! ([`etcd::EtcdTarget`]: SET is a put, GET a linearizable range read).
 
+#[cfg(feature = "etcd")]
 mod etcd;
 mod summary;
 mod target;
@@ -30,6 +31,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+#[cfg(feature = "etcd")]
 use etcd::EtcdTarget;
 use summary::{Recorder, RunInfo, Summary};
 use target::{Endpoint, Op, Outcome, RespTarget, Target};
@@ -164,7 +166,13 @@ struct Live {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         TargetKind::Resp => run_with::<RespTarget>(args).await,
+        #[cfg(feature = "etcd")]
         TargetKind::Etcd => run_with::<EtcdTarget>(args).await,
+        #[cfg(not(feature = "etcd"))]
+        TargetKind::Etcd => anyhow::bail!(
+            "this fulcrum was built without the etcd target; build it with \
+             `cargo build --release --features etcd` (needs protoc: Debian's protobuf-compiler)"
+        ),
     }
 }
 
