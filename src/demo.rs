@@ -33,6 +33,25 @@ pub struct DemoArgs {
     exit_after_tour: bool,
 }
 
+/// Waits until every node sees every member up (gossip has spread the
+/// member list and each link answers), so the tour's quorums are reachable.
+async fn wait_until_all_up(nodes: &[Node]) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let all_up = nodes.iter().all(|n| {
+            let members = n.cluster.members();
+            members.len() == nodes.len() && members.iter().all(|m| n.cluster.is_up(&m.node_id))
+        });
+        if all_up {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the demo nodes did not see each other up within 60 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The preferred address if free, else one the OS picks.
 fn addr_or_free(port: u16) -> SocketAddr {
     let preferred = SocketAddr::from(([127, 0, 0, 1], port));
@@ -78,6 +97,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot start demo node n{}", i + 1))?;
         nodes.push(node);
     }
+    wait_until_all_up(&nodes).await?;
     println!(
         "Fulcrum demo: {} nodes, data in {}",
         nodes.len(),
