@@ -111,14 +111,49 @@ pub struct Gossip {
     pub heard: parking_lot::RwLock<HashMap<String, Heard>>,
 }
 
-/// Where gossip listens: UDP on the peer port of the bound peer address
-/// (an unspecified IP becomes loopback for the advertised address).
-pub fn gossip_addr(bound_peer: SocketAddr) -> SocketAddr {
+/// The address other nodes gossip to: UDP on the port of the bound peer
+/// address. Its IP is the bound one; if that is unspecified (`0.0.0.0`),
+/// the IP the peer advertise address resolves to (in a container: its
+/// address on the peer network), else loopback. The advertised *port* is not
+/// used: it may be a TCP proxy's (`fulcrum verify`), which carries no UDP.
+pub fn gossip_addr(bound_peer: SocketAddr, peer_advertise: Option<&str>) -> SocketAddr {
+    use std::net::ToSocketAddrs;
     let mut a = bound_peer;
     if a.ip().is_unspecified() {
-        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        let advertised = peer_advertise
+            .and_then(|host| host.to_socket_addrs().ok())
+            .and_then(|mut addrs| addrs.find(|x| x.is_ipv4()));
+        match advertised {
+            Some(x) => a.set_ip(x.ip()),
+            None => a.set_ip(std::net::Ipv4Addr::LOCALHOST.into()),
+        }
     }
     a
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::gossip_addr;
+
+    #[test]
+    fn gossip_address_takes_the_advertised_ip_and_the_bound_port() {
+        let any: std::net::SocketAddr = "0.0.0.0:7381".parse().unwrap();
+        assert_eq!(
+            gossip_addr(any, Some("10.1.2.3:9000")).to_string(),
+            "10.1.2.3:7381"
+        );
+        assert_eq!(gossip_addr(any, None).to_string(), "127.0.0.1:7381");
+        assert_eq!(
+            gossip_addr(any, Some("no-such-host.invalid:1")).to_string(),
+            "127.0.0.1:7381"
+        );
+        let bound: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            gossip_addr(bound, Some("127.0.0.1:6000")).to_string(),
+            "127.0.0.1:5000",
+            "a bound IP wins; the advertised port may be a TCP proxy's"
+        );
+    }
 }
 
 impl Gossip {

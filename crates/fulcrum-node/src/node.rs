@@ -133,7 +133,8 @@ impl Node {
             gossip_addr: if crate::netio::in_simulation() {
                 String::new()
             } else {
-                crate::gossip::gossip_addr(peer_addr).to_string()
+                crate::gossip::gossip_addr(peer_addr, config.peer_advertise_addr.as_deref())
+                    .to_string()
             },
         };
         let generation = crate::db::wall_ms();
