@@ -131,31 +131,6 @@ pub fn gossip_addr(bound_peer: SocketAddr, peer_advertise: Option<&str>) -> Sock
     a
 }
 
-#[cfg(test)]
-mod addr_tests {
-    use super::gossip_addr;
-
-    #[test]
-    fn gossip_address_takes_the_advertised_ip_and_the_bound_port() {
-        let any: std::net::SocketAddr = "0.0.0.0:7381".parse().unwrap();
-        assert_eq!(
-            gossip_addr(any, Some("10.1.2.3:9000")).to_string(),
-            "10.1.2.3:7381"
-        );
-        assert_eq!(gossip_addr(any, None).to_string(), "127.0.0.1:7381");
-        assert_eq!(
-            gossip_addr(any, Some("no-such-host.invalid:1")).to_string(),
-            "127.0.0.1:7381"
-        );
-        let bound: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        assert_eq!(
-            gossip_addr(bound, Some("127.0.0.1:6000")).to_string(),
-            "127.0.0.1:5000",
-            "a bound IP wins; the advertised port may be a TCP proxy's"
-        );
-    }
-}
-
 impl Gossip {
     /// Starts chitchat on `listen` with `seeds` (gossip addresses) and the
     /// node's initial keys.
@@ -271,5 +246,30 @@ impl Gossip {
         if let Err(e) = self.handle.initiate_shutdown() {
             tracing::debug!(error = %e, "gossip already stopped");
         }
+    }
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::gossip_addr;
+
+    #[test]
+    fn gossip_address_takes_the_advertised_ip_and_the_bound_port() {
+        let any: std::net::SocketAddr = "0.0.0.0:7381".parse().unwrap();
+        assert_eq!(
+            gossip_addr(any, Some("10.1.2.3:9000")).to_string(),
+            "10.1.2.3:7381"
+        );
+        assert_eq!(gossip_addr(any, None).to_string(), "127.0.0.1:7381");
+        assert_eq!(
+            gossip_addr(any, Some("no-such-host.invalid:1")).to_string(),
+            "127.0.0.1:7381"
+        );
+        let bound: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            gossip_addr(bound, Some("127.0.0.1:6000")).to_string(),
+            "127.0.0.1:5000",
+            "a bound IP wins; the advertised port may be a TCP proxy's"
+        );
     }
 }
