@@ -141,17 +141,9 @@ impl Cluster {
                 }
                 return match quorum.decision() {
                     Decision::Reached => Ok(rec),
-                    Decision::Failed { reached, unknown } => Err(if unknown {
-                        CoordError::Timeout {
-                            what: "read",
-                            needed,
-                            reached,
-                            ms: started.elapsed().as_millis(),
-                            write: false,
-                        }
-                    } else {
-                        CoordError::Unavailable { needed, reached }
-                    }),
+                    Decision::Failed { reached, unknown } => {
+                        Err(read_failed(needed, reached, unknown, started))
+                    }
                     Decision::Pending => Err(CoordError::Unavailable { needed, reached: 1 }),
                 };
             }
@@ -177,17 +169,7 @@ impl Cluster {
             match quorum.decision() {
                 Decision::Reached => break,
                 Decision::Failed { reached, unknown } => {
-                    return Err(if unknown {
-                        CoordError::Timeout {
-                            what: "read",
-                            needed,
-                            reached,
-                            ms: started.elapsed().as_millis(),
-                            write: false,
-                        }
-                    } else {
-                        CoordError::Unavailable { needed, reached }
-                    });
+                    return Err(read_failed(needed, reached, unknown, started));
                 }
                 Decision::Pending => {}
             }
@@ -719,4 +701,20 @@ pub async fn handle_forwarded_command(
     let mut out = bytes::BytesMut::new();
     fulcrum_proto::encode(&frame, fulcrum_proto::Protocol::Resp3, &mut out);
     PeerResponse::Reply(out.freeze())
+}
+
+/// The error of a read that missed its level: `TIMEOUT` when some replica's
+/// answer is still unknown, else `UNAVAILABLE`.
+fn read_failed(needed: u32, reached: u32, unknown: bool, started: Instant) -> CoordError {
+    if unknown {
+        CoordError::Timeout {
+            what: "read",
+            needed,
+            reached,
+            ms: started.elapsed().as_millis(),
+            write: false,
+        }
+    } else {
+        CoordError::Unavailable { needed, reached }
+    }
 }
