@@ -779,15 +779,16 @@ impl Cluster {
             let this = self.clone();
             tokio::spawn(async move { this.announce().await });
         }
-        // A member removed while dead: survivors re-replicate its data.
-        let dead: Vec<String> = departed
-            .into_iter()
-            .filter(|n| !self.gossip_alive(n))
-            .collect();
-        if !dead.is_empty() && self.my_state() == MemberState::Up {
+        // A member that left the ring: survivors pull what they gain from
+        // the remaining replicas. After a removal that is the only copy
+        // transfer; after a graceful leave the leaver already pushed its
+        // data, so the roots match and nothing moves. (Deciding by this
+        // node's own failure detector would race: another survivor may
+        // not have seen the removed node die yet.)
+        if !departed.is_empty() && self.my_state() == MemberState::Up {
             let this = self.clone();
             let old_read = old.read.clone();
-            tokio::spawn(async move { this.rereplicate(old_read, dead).await });
+            tokio::spawn(async move { this.rereplicate(old_read, departed).await });
         }
         changed
     }

@@ -18,6 +18,9 @@
 //! - **Remove.** `CLUSTER REMOVE node` on any member, for a node gossip
 //!   says is dead, marks it `left`; every survivor then pulls the
 //!   partitions it gains from the remaining replicas ([`Cluster::rereplicate`]).
+//!   Survivors do this whenever a member turns `left`, whatever their own
+//!   failure detector says of it; a partition whose Merkle root already
+//!   equals the source's (after a graceful leave pushed it) is skipped.
 //!
 //! Anti-entropy repairs whatever a transfer missed later on.
 //!
@@ -170,7 +173,7 @@ impl Cluster {
                 }
                 gained.push(p);
                 for s in was_list {
-                    if self.is_up(s) {
+                    if **s != *me && self.is_up(s) {
                         by_source.entry(s.to_string()).or_default().push(p);
                     }
                 }
@@ -189,7 +192,9 @@ impl Cluster {
                 match self.pool.call(&addr, req, self.request_timeout).await {
                     Ok(PeerResponse::Hashes(roots)) => {
                         for (p, root) in parts.iter().zip(roots) {
-                            if root != empty {
+                            // Nothing to pull from an empty partition or
+                            // one this node already holds identically.
+                            if root != empty && root != self.db.trees.root(&ks.spec.name, *p) {
                                 work.entry(*p).or_default().push(source.clone());
                             }
                         }
