@@ -535,6 +535,61 @@ async fn removed_dead_node_is_rereplicated_by_the_survivors() {
 }
 
 #[tokio::test]
+async fn removed_node_restarted_on_its_old_data_joins_again_and_catches_up() {
+    let mut nodes = start_cluster(4, &NO_AAE).await;
+    const KEYS: usize = 200;
+    fill(&nodes[0], "rj", KEYS).await;
+
+    nodes[3].kill9();
+    wait_state(&nodes[0], "n4", "down").await;
+    let mut c = nodes[0].client().await;
+    ok_cmd(&mut c, &["CLUSTER", "REMOVE", "n4"]).await;
+    for n in &nodes[..3] {
+        wait_members_up(n, &["n1", "n2", "n3"]).await;
+        wait_ring_settled(n).await;
+    }
+    // Writes n4 misses: new values for every key.
+    ok_cmd(&mut c, &["USE", "rj"]).await;
+    ok_cmd(&mut c, &["CONSISTENCY", "WRITE", "ALL"]).await;
+    for i in 0..KEYS {
+        ok_cmd(&mut c, &["SET", &format!("k{i}"), &format!("new{i}")]).await;
+    }
+
+    // n4 comes back on its old data dir: not straight into the ring, but
+    // through a join that pulls what it missed.
+    nodes[3].restart().await;
+    for n in &nodes {
+        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+    }
+    let log = nodes[3].stderr_text();
+    assert!(
+        log.contains("removed this node while it was down"),
+        "n4 saw that it had been removed"
+    );
+    assert!(
+        log.contains("join streaming finished"),
+        "n4 joined again by streaming"
+    );
+    let ids = ["n1", "n2", "n3", "n4"];
+    let mut c4 = nodes[3].client().await;
+    ok_cmd(&mut c4, &["USE", "rj"]).await;
+    ok_cmd(&mut c4, &["CONSISTENCY", "READ", "ONE"]).await;
+    let mut owned = 0;
+    for i in 0..KEYS {
+        let k = format!("k{i}");
+        if replicas_of(&ids, &k).iter().any(|r| r == "n4") {
+            owned += 1;
+            assert_eq!(
+                cmd(&mut c4, &["GET", k.as_str()]).await,
+                bulk(&format!("new{i}")),
+                "n4's own copy of {k} (read at ONE from n4)"
+            );
+        }
+    }
+    assert!(owned > 0, "n4 replicates some keys");
+}
+
+#[tokio::test]
 async fn node_killed_while_joining_finishes_its_join_after_restart() {
     let nodes = start_cluster(3, &NO_AAE).await;
     // Enough data that the join takes a while at 1 MiB/s.

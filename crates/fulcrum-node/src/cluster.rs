@@ -28,7 +28,7 @@
 //! its answer; members that were down learn it from gossip (`schema.rs`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -218,6 +218,12 @@ pub struct Cluster {
     pub stop: tokio::sync::watch::Sender<bool>,
     /// A re-replication pass (after a removal) is running.
     pub(crate) rereplicating: AtomicBool,
+    /// The generation of this node's previous run, from the persisted
+    /// member list (0 for a new node).
+    prev_generation: u64,
+    /// This run already turned from `up` to `joining` because the cluster
+    /// removed its previous run (see [`Cluster::rejoin_if_removed`]).
+    rejoining: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +286,10 @@ impl Cluster {
         generation: u64,
     ) -> Result<Cluster, ClusterError> {
         let mut membership = load_membership(&db);
+        let prev_generation = membership
+            .members
+            .get(&me.node_id)
+            .map_or(0, |r| r.generation);
         let state = match membership.members.get(&me.node_id).map(|r| r.state) {
             Some(MemberState::Up | MemberState::Leaving) => MemberState::Up,
             Some(MemberState::Joining) => MemberState::Joining,
@@ -341,6 +351,8 @@ impl Cluster {
             gossip: OnceLock::new(),
             stop,
             rereplicating: AtomicBool::new(false),
+            prev_generation,
+            rejoining: AtomicBool::new(false),
         };
         cluster.persist(&cluster.membership.read());
         Ok(cluster)
@@ -569,6 +581,8 @@ impl Cluster {
                             generation,
                             ..rec
                         });
+                    } else if self.rejoin_if_removed(generation).await {
+                        tokio::spawn(self.clone().run_join());
                     }
                 } else if k.starts_with(crate::schema::GOSSIP_PREFIX) {
                     schema_keys.push((k.clone(), val.clone()));
@@ -739,6 +753,20 @@ impl Cluster {
                     // Only this run speaks for this node.
                     continue;
                 }
+                let mut r = r;
+                if let Some(cur) = m.members.get(&id) {
+                    if cur.state == MemberState::Left
+                        && r.generation > cur.generation
+                        && matches!(r.state, MemberState::Up | MemberState::Leaving)
+                    {
+                        // A removed node restarted on its old data: it
+                        // comes back through a join (it pulls what it
+                        // missed before it is read from), never straight
+                        // into the read ring. Every node applies the same
+                        // rule, so they agree.
+                        r.state = MemberState::Joining;
+                    }
+                }
                 let newer = m.members.get(&id).is_none_or(|cur| r.supersedes(cur));
                 let same_member = m.members.get(&id).is_some_and(|cur| {
                     cur.generation == r.generation && cur.state == r.state && cur.member != r.member
@@ -843,6 +871,28 @@ impl Cluster {
     ///
     /// # Errors
     /// [`ClusterError::JoinFailed`] when no seed answered in time.
+    /// Told that the cluster removed this node's run of `generation`
+    /// (`CLUSTER REMOVE` while it was dead): if that is this node's
+    /// previous run and this run came back `up` from the persisted list,
+    /// turn `joining`, once, so the node pulls what it missed before it is
+    /// read from again. Returns whether it turned (the caller starts the
+    /// join).
+    pub async fn rejoin_if_removed(self: &Arc<Self>, generation: u64) -> bool {
+        if self.prev_generation == 0
+            || generation < self.prev_generation
+            || self.my_state() != MemberState::Up
+            || self.rejoining.swap(true, Ordering::SeqCst)
+        {
+            return false;
+        }
+        tracing::warn!(
+            removed_generation = generation,
+            "the cluster removed this node while it was down; joining again"
+        );
+        self.set_my_state(MemberState::Joining).await;
+        true
+    }
+
     pub async fn join(self: &Arc<Self>, seeds: &[String]) -> Result<(), ClusterError> {
         let mut last = String::from("no seeds");
         for _attempt in 0..60 {
@@ -867,6 +917,24 @@ impl Cluster {
                                         g.contact(a);
                                     }
                                 }
+                            }
+                        }
+                        // How the cluster sees this node: a previous run
+                        // that was removed, or this run turned `joining`
+                        // by the rule in `merge_records`.
+                        if let Some(r) =
+                            members.iter().find(|r| r.member.node_id == self.me.node_id)
+                        {
+                            let removed = match r.state {
+                                MemberState::Left => Some(r.generation),
+                                MemberState::Joining if r.generation == self.generation => {
+                                    Some(self.prev_generation)
+                                }
+                                _ => None,
+                            };
+                            if let Some(g) = removed {
+                                // The caller starts the join (node.rs).
+                                self.rejoin_if_removed(g).await;
                             }
                         }
                         self.merge_records(members);
@@ -1024,18 +1092,11 @@ impl Cluster {
                 key,
                 record,
             } => {
-                let delay = self
-                    .faults
-                    .delay_puts_ms
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let delay = self.faults.delay_puts_ms.load(Ordering::Relaxed);
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
-                if self
-                    .faults
-                    .drop_puts
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
+                if self.faults.drop_puts.load(Ordering::Relaxed) {
                     return error("replica write dropped by fault injection");
                 }
                 let Some(ks) = self.db.catalog.get(&keyspace) else {
