@@ -535,6 +535,55 @@ async fn removed_dead_node_is_rereplicated_by_the_survivors() {
 }
 
 #[tokio::test]
+async fn old_replicas_drop_the_partitions_a_joined_node_took_over() {
+    let nodes = start_cluster(3, &NO_AAE).await;
+    const KEYS: usize = 300;
+    fill(&nodes[0], "ho", KEYS).await;
+    // Three nodes, three copies: everyone holds everything.
+    wait_full_copies(&[&nodes[0], &nodes[1], &nodes[2]], "ho", KEYS as i64).await;
+
+    let n4 = start_node("n4", Some(&nodes[0]), &NO_AAE).await;
+    let all = [&nodes[0], &nodes[1], &nodes[2], &n4];
+    for n in all {
+        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+    }
+    // Each node ends up holding exactly the keys it replicates.
+    let ids = ["n1", "n2", "n3", "n4"];
+    for (id, node) in ids.iter().zip(all) {
+        let owned = (0..KEYS)
+            .filter(|i| replicas_of(&ids, &format!("k{i}")).iter().any(|r| r == id))
+            .count() as i64;
+        assert!(owned < KEYS as i64, "{id} replicates {owned} of {KEYS}");
+        eventually(
+            &format!("{id} holds only its {owned} keys"),
+            async || match local_keys(node, "ho").await {
+                c if c == owned => Ok(()),
+                c => Err(format!("{c} keys")),
+            },
+        )
+        .await;
+    }
+    let metrics = nodes[0].http_get("/metrics").await.body;
+    assert!(
+        metrics.contains("handoff_dropped_records"),
+        "/metrics counts dropped records"
+    );
+    // Nothing was lost: every key reads back from every node at ALL.
+    for node in all {
+        let mut c = node.client().await;
+        ok_cmd(&mut c, &["USE", "ho"]).await;
+        ok_cmd(&mut c, &["CONSISTENCY", "READ", "ALL"]).await;
+        for i in 0..KEYS {
+            assert_eq!(
+                cmd(&mut c, &["GET", &format!("k{i}")]).await,
+                bulk(&format!("v{i}")),
+                "k{i}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn removed_node_restarted_on_its_old_data_joins_again_and_catches_up() {
     let mut nodes = start_cluster(4, &NO_AAE).await;
     const KEYS: usize = 200;

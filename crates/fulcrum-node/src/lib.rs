@@ -11,6 +11,7 @@
 
 pub mod aae;
 pub mod catalog;
+pub mod cleanup;
 pub mod cluster;
 pub mod cmd;
 pub mod config;

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub tombstones_purged: Counter,
     pub aae_keys_repaired: Counter,
     pub streamed_records: Counter,
+    pub handoff_dropped: Counter,
     pub hints_stored: Counter,
     pub hints_delivered: Counter,
     pub hints_pending: Gauge,
@@ -60,6 +61,7 @@ impl Metrics {
         let tombstones_purged = Counter::default();
         let aae_keys_repaired = Counter::default();
         let streamed_records = Counter::default();
+        let handoff_dropped = Counter::default();
         let hints_stored = Counter::default();
         let hints_delivered = Counter::default();
         let hints_pending = Gauge::default();
@@ -124,6 +126,11 @@ impl Metrics {
             streamed_records.clone(),
         );
         registry.register(
+            "handoff_dropped_records",
+            "Records dropped after their partition moved to other replicas that hold them",
+            handoff_dropped.clone(),
+        );
+        registry.register(
             "tombstones_purged",
             "Tombstones removed after every replica agreed on them",
             tombstones_purged.clone(),
@@ -156,6 +163,7 @@ impl Metrics {
             tombstones_purged,
             aae_keys_repaired,
             streamed_records,
+            handoff_dropped,
             hints_stored,
             hints_delivered,
             hints_pending,

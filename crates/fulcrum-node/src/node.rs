@@ -183,6 +183,9 @@ impl Node {
             Duration::from_millis(config.aae_interval_ms),
             rx.clone(),
         )));
+        if !crate::netio::in_simulation() {
+            tasks.push(tokio::spawn(cluster.clone().run_cleanup(rx.clone())));
+        }
         tasks.push(tokio::spawn(crate::hints::run_replay(
             cluster.clone(),
             Duration::from_millis(500),

@@ -194,6 +194,25 @@ impl Db {
         key: &[u8],
         expected: &Record,
     ) -> Result<bool, DbError> {
+        let purged = self.drop_if_equal(ks, key, expected)?;
+        if purged {
+            self.metrics.tombstones_purged.inc();
+        }
+        Ok(purged)
+    }
+
+    /// Physically removes `key` (record and anti-entropy entry) if its
+    /// stored record is exactly `expected`. Returns whether it did. Not
+    /// durable until the next group commit.
+    ///
+    /// # Errors
+    /// Storage failure or an undecodable record.
+    pub fn drop_if_equal(
+        &self,
+        ks: &Keyspace,
+        key: &[u8],
+        expected: &Record,
+    ) -> Result<bool, DbError> {
         let _guard = self.lock_key(&ks.table, key);
         let (current, old_digest) = self.read_stored(ks, key)?;
         if current.as_ref() != Some(expected) {
@@ -203,7 +222,6 @@ impl Db {
         self.aae_stage(&mut batch, ks, key, old_digest, None);
         batch.remove(&ks.table, Bytes::copy_from_slice(key));
         self.storage.write(batch)?;
-        self.metrics.tombstones_purged.inc();
         Ok(true)
     }
 
