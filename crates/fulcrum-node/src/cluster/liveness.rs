@@ -1,0 +1,316 @@
+//! Liveness and gossip: this node's gossip keys, folding what gossip says
+//! into member records and schema, and the direct link prober (see the
+//! parent module's docs and `gossip.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_core::keyspace::KeyspaceSpec;
+use tokio::time::Instant;
+
+use super::{Cluster, ClusterError};
+use crate::catalog::CatalogError;
+use crate::gossip::{Gossip, Liveness, NodeView};
+use crate::net::{CallError, Member, MemberRecord, MemberState, PeerRequest, PeerResponse};
+use crate::schema::SchemaEntry;
+
+impl Cluster {
+    /// This node's gossip keys (see `gossip.rs`).
+    fn my_keys(&self) -> Vec<(String, String)> {
+        let state = self.my_state();
+        let mut keys = vec![
+            (
+                "member".to_string(),
+                serde_json::to_string(&self.me).unwrap_or_default(),
+            ),
+            ("state".to_string(), state.as_str().to_string()),
+            ("weight".to_string(), "1".to_string()),
+            ("ring".to_string(), self.placement().read_ids()),
+            (
+                "schema_version".to_string(),
+                self.schema.version().to_string(),
+            ),
+        ];
+        keys.extend(self.schema.gossip_keys());
+        let m = self.membership.read();
+        for r in m.members.values() {
+            if r.state == MemberState::Left && r.member.node_id != self.me.node_id {
+                keys.push((
+                    format!("removed:{}", r.member.node_id),
+                    r.generation.to_string(),
+                ));
+            }
+        }
+        keys
+    }
+
+    /// Starts gossip on `listen` (UDP), seeded with every known member's
+    /// gossip address and `seeds`.
+    ///
+    /// # Errors
+    /// The gossip socket cannot be bound.
+    pub async fn start_gossip(
+        &self,
+        listen: std::net::SocketAddr,
+        seeds: &[String],
+    ) -> Result<(), ClusterError> {
+        let advertise: std::net::SocketAddr = self
+            .me
+            .gossip_addr
+            .parse()
+            .map_err(|e| ClusterError::Gossip(format!("bad gossip address: {e}")))?;
+        let mut all: Vec<String> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.node_id != self.me.node_id && !m.gossip_addr.is_empty())
+            .map(|m| m.gossip_addr)
+            .collect();
+        all.extend(seeds.iter().cloned());
+        let g = Gossip::start(
+            &self.me.node_id,
+            self.generation,
+            listen,
+            advertise,
+            all,
+            self.my_keys(),
+        )
+        .await
+        .map_err(|e| ClusterError::Gossip(format!("{e:#}")))?;
+        let _ = self.gossip.set(g);
+        Ok(())
+    }
+
+    /// Re-announces this node's keys (after a state or schema change).
+    pub async fn announce(&self) {
+        if let Some(g) = self.gossip.get() {
+            g.set(self.my_keys()).await;
+        }
+    }
+
+    /// Stops gossiping (at shutdown).
+    pub fn stop_gossip(&self) {
+        if let Some(g) = self.gossip.get() {
+            g.shutdown();
+        }
+    }
+
+    /// Whether this node gossips (not inside a simulation).
+    pub fn gossips(&self) -> bool {
+        self.gossip.get().is_some()
+    }
+
+    /// Whether `node_id` can be routed to: gossip says it is alive and its
+    /// peer link answered its last ping (this node: yes).
+    pub fn is_up(&self, node_id: &str) -> bool {
+        if node_id == self.me.node_id {
+            return true;
+        }
+        if self.link_down.read().contains(node_id) {
+            return false;
+        }
+        match self.gossip.get() {
+            Some(g) => g.heard.read().get(node_id).is_some_and(|h| h.alive),
+            None => true,
+        }
+    }
+
+    /// Whether gossip says `node_id` is alive (whatever its link does).
+    pub fn gossip_alive(&self, node_id: &str) -> bool {
+        match self.gossip.get() {
+            Some(g) => g.heard.read().get(node_id).is_some_and(|h| h.alive),
+            None => !self.link_down.read().contains(node_id),
+        }
+    }
+
+    /// `up`, `suspect` or `down`, as `/status` shows it.
+    pub fn liveness(&self, node_id: &str) -> Liveness {
+        if node_id == self.me.node_id {
+            return Liveness::Up;
+        }
+        let link_down = self.link_down.read().contains(node_id);
+        let gossip = match self.gossip.get() {
+            Some(g) => g
+                .heard
+                .read()
+                .get(node_id)
+                .map_or(Liveness::Down, |h| h.liveness(Instant::now())),
+            None if link_down => return Liveness::Down,
+            None => Liveness::Up,
+        };
+        match gossip {
+            Liveness::Up if link_down => Liveness::Suspect,
+            other => other,
+        }
+    }
+
+    /// Milliseconds since `node_id` was last heard (0 for this node;
+    /// `None` if never).
+    pub fn last_heard_ms(&self, node_id: &str) -> Option<u64> {
+        if node_id == self.me.node_id {
+            return Some(0);
+        }
+        let g = self.gossip.get()?;
+        let at = g.heard.read().get(node_id)?.at;
+        Some(Instant::now().duration_since(at).as_millis() as u64)
+    }
+
+    /// Pings every other member every `every`: a link that does not answer
+    /// (or answers for another node) is down until it answers again.
+    pub async fn run_prober(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+        while ticker.next().await {
+            let others: Vec<Member> = self
+                .members()
+                .into_iter()
+                .filter(|m| m.node_id != self.me.node_id)
+                .collect();
+            let this = &self;
+            let probes = others.iter().map(|m| async move {
+                // The answer must come from the member we asked about, not
+                // from whatever process now listens on its old address.
+                let answer = this
+                    .pool
+                    .call(
+                        &m.peer_addr,
+                        PeerRequest::Ping,
+                        every.max(Duration::from_millis(500)),
+                    )
+                    .await;
+                if matches!(answer, Err(CallError::Timeout { .. })) {
+                    // A silent link may be black-holed: dial afresh next time.
+                    this.pool.reset(&m.peer_addr);
+                }
+                let ok =
+                    matches!(answer, Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id);
+                (m.node_id.clone(), ok)
+            });
+            for (node, ok) in futures::future::join_all(probes).await {
+                let was_down = self.link_down.read().contains(&node);
+                if ok && was_down {
+                    self.link_down.write().remove(&node);
+                    tracing::info!(%node, "peer link is up");
+                } else if !ok && !was_down {
+                    self.link_down.write().insert(node.clone());
+                    tracing::warn!(%node, "peer link is down");
+                }
+            }
+        }
+    }
+
+    /// Reads the gossiped state every [`crate::gossip::POLL`] until
+    /// shutdown.
+    pub async fn run_gossip_poll(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut ticker = crate::ticker::Ticker::new(crate::gossip::POLL, shutdown);
+        while ticker.next().await {
+            let Some(g) = self.gossip.get() else { return };
+            let views = g.views().await;
+            self.apply_gossip(views).await;
+        }
+    }
+
+    /// Merges what gossip says: member records (with removals) and schema.
+    async fn apply_gossip(self: &Arc<Self>, views: Vec<NodeView>) {
+        let mut records = Vec::new();
+        let mut schema_keys = Vec::new();
+        for v in &views {
+            if let (Some(member), Some(state)) = (&v.member, v.state) {
+                if member.node_id == v.node_id {
+                    records.push(MemberRecord {
+                        member: member.clone(),
+                        state,
+                        generation: v.generation,
+                    });
+                }
+            }
+            for (k, val) in &v.keys {
+                if let Some(node) = k.strip_prefix("removed:") {
+                    let (Ok(generation), Some(rec)) = (val.parse::<u64>(), self.record(node))
+                    else {
+                        continue;
+                    };
+                    if node != self.me.node_id {
+                        records.push(MemberRecord {
+                            state: MemberState::Left,
+                            generation,
+                            ..rec
+                        });
+                    } else if self.rejoin_if_removed(generation).await {
+                        tokio::spawn(self.clone().run_join());
+                    }
+                } else if k.starts_with(crate::schema::GOSSIP_PREFIX) {
+                    schema_keys.push((k.clone(), val.clone()));
+                }
+            }
+        }
+        self.merge_records(records);
+        // Every live member reads with the same ring as this node: no one
+        // reads with an older one any more.
+        let p = self.placement();
+        if !p.previous.is_empty() {
+            let mine = p.read_ids();
+            let agreed = views
+                .iter()
+                .filter(|v| v.alive)
+                .all(|v| v.keys.iter().any(|(k, val)| k == "ring" && *val == mine));
+            if agreed {
+                let mut settled = (*p).clone();
+                settled.previous.clear();
+                let mut cur = self.placement.write();
+                if cur.read.ids == settled.read.ids {
+                    *cur = Arc::new(settled);
+                    tracing::info!(ring = %mine, "every live member reads with this ring");
+                }
+            }
+        }
+        let newer = self.schema.newer_in(&schema_keys);
+        for (name, entry) in newer {
+            self.apply_schema(&name, entry).await;
+        }
+    }
+
+    /// Applies a schema entry newer than ours: creates or drops the
+    /// keyspace (and its Raft groups), records the version, re-announces.
+    pub async fn apply_schema(&self, name: &str, entry: SchemaEntry) {
+        if !self
+            .schema
+            .offer(self.db.storage.as_ref(), name, entry.clone())
+        {
+            return;
+        }
+        match entry.spec {
+            Some(spec) => match self.db.catalog.create(spec.clone()) {
+                Ok(_) => {
+                    tracing::info!(keyspace = %name, version = entry.version, "keyspace learned from gossip");
+                    self.open_strong_groups(&spec).await;
+                }
+                Err(CatalogError::Exists(_)) => {}
+                Err(e) => tracing::error!(error = %e, "cannot create a gossiped keyspace"),
+            },
+            None => match self.db.catalog.drop_keyspace(name) {
+                Ok(()) => {
+                    tracing::info!(keyspace = %name, version = entry.version, "keyspace drop learned from gossip");
+                    self.close_strong_groups(name).await;
+                }
+                Err(CatalogError::Missing(_) | CatalogError::DropDefault) => {}
+                Err(e) => tracing::error!(error = %e, "cannot drop a gossiped keyspace"),
+            },
+        }
+        self.announce().await;
+    }
+
+    /// Records a local DDL's schema version (see `schema.rs`) and returns it.
+    pub async fn schema_changed(&self, name: &str, spec: Option<KeyspaceSpec>) -> u64 {
+        let version = self.schema.next_version(name, crate::db::wall_ms());
+        self.schema.offer(
+            self.db.storage.as_ref(),
+            name,
+            SchemaEntry { version, spec },
+        );
+        self.announce().await;
+        version
+    }
+}
