@@ -10,30 +10,9 @@ DURATION=${DURATION:-10s}
 CLIENTS=${CLIENTS:-50}
 OUT=${1:-}
 cargo build --release --locked -q
-BIN=target/release/fulcrum
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+BIN=${CARGO_TARGET_DIR:-target}/release/fulcrum
+source scripts/lib-cluster.sh
 
-start() { # id resp http peer [seed]
-  local args=(server --node-id "n$1" --data-dir "$WORK/n$1" --resp-addr "127.0.0.1:$2"
-    --http-addr "127.0.0.1:$3" --peer-addr "127.0.0.1:$4")
-  [ -n "${5:-}" ] && args+=(--seeds "127.0.0.1:$5")
-  "$BIN" "${args[@]}" >"$WORK/n$1.log" 2>&1 &
-  PIDS+=($!)
-}
-wait_up() { # resp port
-  for _ in $(seq 100); do
-    if "$BIN" get --addr "127.0.0.1:$1" __probe >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "node on $1 did not start" >&2; exit 1
-}
 run() { # label addrs keyspace ratio
   local json
   json=$("$BIN" bench --addr "$2" --keyspace "$3" --clients "$CLIENTS" --duration "$DURATION" \
@@ -48,17 +27,19 @@ PY
 }
 
 ROWS=()
-start 1 17901 17902 17903
+start_node 1 17901 17902 17903
 wait_up 17901
 "$BIN" keyspace --addr 127.0.0.1:17901 create one --replicas 1 --read ONE --write ONE >/dev/null
 for r in 0.5 0.95; do ROWS+=("$(run "1 node" 127.0.0.1:17901 one $r)"); done
-kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
+stop_all
+rm -rf "$WORK/n1"
 
-start 1 17911 17912 17913
+start_node 1 17911 17912 17913
 wait_up 17911
-start 2 17921 17922 17923 17913
-start 3 17931 17932 17933 17913
+start_node 2 17921 17922 17923 17913
+start_node 3 17931 17932 17933 17913
 wait_up 17921; wait_up 17931
+for port in 17912 17922 17932; do wait_members_up $port 3; done
 A=127.0.0.1:17911
 ALL=127.0.0.1:17911,127.0.0.1:17921,127.0.0.1:17931
 "$BIN" keyspace --addr $A create at_one --replicas 3 --read ONE --write ONE >/dev/null

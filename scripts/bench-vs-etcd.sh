@@ -30,22 +30,7 @@ fi
 
 cargo build --release --locked -q --features etcd
 BIN=${CARGO_TARGET_DIR:-target}/release/fulcrum
-WORK=$(mktemp -d)
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && kill "$p" 2>/dev/null || true
-  done
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-}
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source scripts/lib-cluster.sh
 
 summary_line() { # JSON summary
   python3 -c 'import json, sys
@@ -98,26 +83,6 @@ run_etcd() {
   stop_all
 }
 
-start_node() { # id resp http peer [seed]
-  local args=(server --node-id "n$1" --data-dir "$WORK/n$1" --resp-addr "127.0.0.1:$2"
-    --http-addr "127.0.0.1:$3" --peer-addr "127.0.0.1:$4")
-  [ -n "${5:-}" ] && args+=(--seeds "127.0.0.1:$5")
-  "$BIN" "${args[@]}" >"$WORK/n$1.log" 2>&1 &
-  PIDS+=($!)
-}
-wait_up() { # resp port
-  for _ in $(seq 100); do
-    if "$BIN" get --addr "127.0.0.1:$1" __probe >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "node on $1 did not start" >&2
-  exit 1
-}
-all_up() { # http port: the node sees all three members up
-  "$BIN" cluster --http "127.0.0.1:$1" status 2>/dev/null |
-    python3 -c 'import json,sys; m=json.load(sys.stdin)["members"]; sys.exit(0 if sum(x["state"]=="up" for x in m)==3 else 1)'
-}
-
 run_fulcrum() {
   echo "== fulcrum: 3 nodes, strong keyspace" >&2
   start_node 1 17941 17942 17943
@@ -127,10 +92,7 @@ run_fulcrum() {
   wait_up 17951
   wait_up 17961
   # Every node must see all three up before the keyspace places its groups.
-  for port in 17942 17952 17962; do
-    for _ in $(seq 100); do all_up $port && break; sleep 0.1; done
-    all_up $port || { echo "node with http $port does not see 3 members up" >&2; exit 1; }
-  done
+  for port in 17942 17952 17962; do wait_members_up $port 3; done
   local addrs=127.0.0.1:17941,127.0.0.1:17951,127.0.0.1:17961
   "$BIN" keyspace --addr 127.0.0.1:17941 create strong --mode strong --replicas 3 >/dev/null
   loads resp "$addrs" --keyspace strong
