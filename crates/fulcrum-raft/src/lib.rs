@@ -34,6 +34,7 @@ mod config;
 mod error;
 pub mod groups;
 pub mod log_store;
+mod log_tail;
 pub mod network;
 pub mod rt;
 pub mod state_machine;

@@ -21,6 +21,9 @@
 //!   themselves: losing them in a crash is harmless (truncated or purged
 //!   entries reappear, which Raft tolerates; `committed` is a hint), and the
 //!   next synced write makes them durable with it.
+//! - The newest entries are also kept decoded in memory (`log_tail.rs`):
+//!   openraft reads each entry back once per follower and once to apply
+//!   it; those reads are served from there.
 //! - Storage calls are synchronous and short (memtable writes, point reads,
 //!   range scans); they run on the calling task. Only the fsync wait is
 //!   asynchronous.
@@ -41,6 +44,7 @@ use serde::Serialize;
 
 use crate::codec::{self, index_key, key_index};
 use crate::error::{storage_io, RaftError};
+use crate::log_tail::Tail;
 use crate::types::{Entry, GroupTables, LogId, TypeConfig, Vote};
 
 const VOTE: &[u8] = b"vote";
@@ -58,6 +62,8 @@ pub struct LogStore {
     tables: Arc<GroupTables>,
     committer: Arc<GroupCommit>,
     cache: Arc<Mutex<Positions>>,
+    /// The newest entries, decoded (see `log_tail.rs`).
+    tail: Arc<Mutex<Tail>>,
 }
 
 /// The log's ends, kept in memory (read from storage at open).
@@ -94,6 +100,7 @@ impl LogStore {
             tables,
             committer,
             cache: Arc::new(Mutex::new(Positions { last_entry, purged })),
+            tail: Arc::new(Mutex::new(Tail::default())),
         })
     }
 
@@ -211,6 +218,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
+        if let Some(entries) = self.tail.lock().get(&range) {
+            return Ok(entries);
+        }
         let start = range.start_bound().map(|i| index_key(*i));
         let end = range.end_bound().map(|i| index_key(*i));
         let items = self
@@ -285,18 +295,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = Batch::new();
         let mut last = None;
+        let mut appended = Vec::new();
         for entry in entries {
             let id = entry.log_id();
-            batch.put(
-                &self.tables.log,
-                index_key(id.index()).to_vec(),
-                codec::encode("log entry", &entry)?,
-            );
+            let bytes = codec::encode("log entry", &entry)?;
+            appended.push((entry, bytes.len()));
+            batch.put(&self.tables.log, index_key(id.index()).to_vec(), bytes);
             last = Some(id);
         }
         self.storage
             .write(batch)
             .map_err(storage_io("append raft log"))?;
+        {
+            let mut tail = self.tail.lock();
+            for (entry, size) in appended {
+                tail.push(entry, size);
+            }
+        }
         if let Some(last) = last {
             self.cache.lock().last_entry = Some(last);
         }
@@ -313,6 +328,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some(id) => Bound::Excluded(id.index()),
             None => Bound::Unbounded,
         };
+        self.tail
+            .lock()
+            .truncate_after(last_log_id.as_ref().map(|id| id.index()));
         let mut batch = Batch::new();
         self.remove_range(&mut batch, start, Bound::Unbounded)?;
         self.storage
@@ -326,6 +344,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.tail.lock().purge(log_id.index());
         let mut batch = Batch::new();
         batch.put(
             &self.tables.meta,
