@@ -345,17 +345,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.tail.lock().purge(log_id.index());
+        // Start after the previous purge: the keys below it are already
+        // removed, and a scan from the log's start would walk their
+        // tombstones again on every purge.
+        let start = match self.cache.lock().purged {
+            Some(prev) => Bound::Excluded(prev.index()),
+            None => Bound::Unbounded,
+        };
         let mut batch = Batch::new();
         batch.put(
             &self.tables.meta,
             Bytes::from_static(PURGED),
             codec::encode("purged log id", &log_id)?,
         );
-        self.remove_range(
-            &mut batch,
-            Bound::Unbounded,
-            Bound::Included(log_id.index()),
-        )?;
+        self.remove_range(&mut batch, start, Bound::Included(log_id.index()))?;
         self.storage
             .write(batch)
             .map_err(storage_io("purge raft log"))?;

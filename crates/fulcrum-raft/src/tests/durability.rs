@@ -97,6 +97,35 @@ async fn the_last_entry_is_found_after_purge_and_truncate() {
 }
 
 #[tokio::test]
+async fn a_second_purge_removes_every_entry_up_to_its_index() {
+    let disk = MemoryDisk::new();
+    let (storage, mut log, _sm) = open(&disk);
+    log.blocking_append((1..=40).map(|i| set_entry(i, "k")))
+        .await
+        .unwrap();
+    log.purge(log_id(12)).await.unwrap();
+    // The second purge starts after the first one's index.
+    log.purge(log_id(25)).await.unwrap();
+    storage.sync().unwrap();
+    for gone in [1, 12, 13, 20, 25] {
+        assert!(
+            disk.durable_get(&tables().log, &index_key(gone)).is_none(),
+            "{gone}"
+        );
+    }
+    storage.crash();
+
+    // Reopened, the log is read from storage (no in-memory tail).
+    let (_storage, mut log, _sm) = open(&disk);
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(25)));
+    let mut reader = log.get_log_reader().await;
+    let entries = reader.try_get_log_entries(..).await.unwrap();
+    let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index()).collect();
+    assert_eq!(indexes, (26..=40).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn applied_state_is_lost_or_kept_with_its_data() {
     let disk = MemoryDisk::new();
     let (storage, _log, mut sm) = open(&disk);
