@@ -3,7 +3,8 @@
 //! peer traffic routed through a fault proxy per node ([`super::proxy`]).
 //!
 //! Node `i` (`n{i+1}`) listens for peers on its own port and advertises its
-//! proxy's address, so every connection *to* node `i` crosses proxy `i`.
+//! proxy's address, for TCP and for gossip (UDP, [`super::gossip_relay`]),
+//! so every connection and datagram *to* node `i` crosses proxy `i`.
 //! The first node starts without seeds; the others join through the first
 //! node's advertised address; a restarted node joins through all the others.
 //! A node held back for the `join` nemesis gets its ports and proxy at the
@@ -185,6 +186,8 @@ impl TestCluster {
             .arg("--peer-addr")
             .arg(n.peer.to_string())
             .arg("--peer-advertise-addr")
+            .arg(n.advertise.to_string())
+            .arg("--gossip-advertise-addr")
             .arg(n.advertise.to_string())
             .arg("--aae-interval-ms")
             .arg(super::backend::AAE_INTERVAL_MS.to_string())

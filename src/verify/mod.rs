@@ -16,6 +16,8 @@
 //! * [`proxy`]: one fault-injecting TCP proxy in front of each node's peer
 //!   port (every node advertises its proxy), so partitions are real dropped,
 //!   refused or black-holed connections between real processes;
+//! * [`gossip_relay`]: the UDP relay beside each proxy that gossip crosses
+//!   (every node advertises it as its gossip address), under the same rules;
 //! * [`nemesis`]: the fault schedule (seeded);
 //! * [`setup`]: the keyspace under test;
 //! * [`workload`]: the clients (register, counter, set);
@@ -32,6 +34,7 @@ mod args;
 mod backend;
 mod cluster;
 mod docker;
+mod gossip_relay;
 mod nemesis;
 mod probe;
 mod proxy;
