@@ -7,6 +7,8 @@
 #
 #   scripts/docker-scenarios.sh [SCENARIO ...]      default: every scenario
 #   DURATION=30s NODES=5 SEED=7 IMAGE=fulcrum:dev SKIP_BUILD=1
+#   MEMBERSHIP_DURATION=45s            the join and leave runs' duration
+#                                      (load before and after the change)
 #   FULCRUM_BIN=target/debug/fulcrum   image and verify from that binary
 #                                      (no release build; what CI does)
 #
@@ -16,11 +18,14 @@
 #   kill       eventual at QUORUM; docker kill, then docker start on the volume
 #   pause      eventual at QUORUM; docker pause/unpause
 #   strong     strong keyspace, partition and kill: linearizable
+#   join       eventual at QUORUM; a sixth node, held back under the compose
+#              profile `join`, starts and joins the running cluster
+#   leave      eventual at QUORUM; a member other than n1 gets CLUSTER LEAVE,
+#              moves its data away and stops (4 members remain)
 # Eventual runs must lose no acknowledged write and converge after healing;
-# the verdicts are verify's (see TESTING.md).
-#
-# Membership changes (join, leave) are the next scenarios: add a function
-# scenario_join / scenario_leave and its name to ALL_SCENARIOS.
+# join and leave must also refuse no request with UNAVAILABLE while the
+# member set changes (availability). The verdicts are verify's (see
+# TESTING.md).
 #
 # Every container, network and volume the runs create is removed at exit,
 # also on failure or Ctrl-C (the image stays).
@@ -28,12 +33,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-30s}
+MEMBERSHIP_DURATION=${MEMBERSHIP_DURATION:-45s}
 NODES=${NODES:-5}
 IMAGE=${IMAGE:-fulcrum:dev}
 SEED=${SEED:-}
 BIN="${FULCRUM_BIN:-${CARGO_TARGET_DIR:-target}/release/fulcrum}"
 export FULCRUM_BIN
-ALL_SCENARIOS=(partition kill pause strong)
+ALL_SCENARIOS=(partition kill pause strong join leave)
 RUN_ID="fulcrum-scenarios-$$"
 
 projects=()
@@ -65,13 +71,15 @@ verify() {
   local seed_args=()
   if [ -n "$SEED" ]; then seed_args=(--seed "$SEED"); fi
   "$BIN" verify --docker --docker-image "$IMAGE" --docker-project "$project" \
-    --nodes "$NODES" --duration "$DURATION" --clients 8 "${seed_args[@]}" "$@"
+    --nodes "$NODES" --duration "${RUN_DURATION:-$DURATION}" --clients 8 "${seed_args[@]}" "$@"
 }
 
 scenario_partition() { verify partition --workload register --mode eventual --nemesis partition; }
 scenario_kill()      { verify kill --workload register --mode eventual --nemesis kill; }
 scenario_pause()     { verify pause --workload register --mode eventual --nemesis pause; }
 scenario_strong()    { verify strong --workload register --mode strong --nemesis partition,kill; }
+scenario_join()      { RUN_DURATION=$MEMBERSHIP_DURATION verify join --workload register --mode eventual --nemesis join; }
+scenario_leave()     { RUN_DURATION=$MEMBERSHIP_DURATION verify leave --workload register --mode eventual --nemesis leave; }
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then scenarios=("${ALL_SCENARIOS[@]}"); fi
@@ -94,7 +102,7 @@ results=()
 failed=0
 for name in "${scenarios[@]}"; do
   echo
-  echo "== scenario $name ($NODES containers, $DURATION)"
+  echo "== scenario $name ($NODES containers)"
   started=$SECONDS
   if "scenario_$name"; then
     results+=("$name: ok ($((SECONDS - started)) s)")

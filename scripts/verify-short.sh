@@ -6,6 +6,10 @@
 # off while clients write at ANY (hinted writes count) and read at ONE:
 # every partition's replicas must reach equal Merkle roots after healing
 # through hinted handoff and anti-entropy alone, before any read repairs.
+# A fourth run grows the cluster by a node and then has a member leave
+# (4 nodes for a moment) under QUORUM load: nothing lost, replicas
+# converge on the final members, and no request is refused with
+# UNAVAILABLE while the member set changes.
 #   scripts/verify-short.sh [path/to/fulcrum]     DURATION=20s
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +27,6 @@ done
 echo "== fulcrum verify --mode eventual --levels ONE,ANY --nemesis partition --duration $DURATION"
 "$BIN" verify --workload register --mode eventual --levels ONE,ANY --nodes 3 \
   --nemesis partition --duration "$DURATION" --clients 6
+echo "== fulcrum verify --mode eventual --nodes 3 --nemesis join,leave --duration $DURATION"
+"$BIN" verify --workload register --mode eventual --nodes 3 \
+  --nemesis join,leave --duration "$DURATION" --clients 6

@@ -35,6 +35,9 @@ pub struct ServerArgs {
     /// Peer address other members dial, if not --peer-addr (NAT, containers, proxies).
     #[arg(long, env = "FULCRUM_PEER_ADVERTISE_ADDR")]
     peer_advertise_addr: Option<String>,
+    /// UDP address other members send gossip to, if not the peer port (NAT, proxies).
+    #[arg(long, env = "FULCRUM_GOSSIP_ADVERTISE_ADDR")]
+    gossip_advertise_addr: Option<SocketAddr>,
     /// Peer addresses of members to join, comma separated; empty starts a new cluster.
     #[arg(long, env = "FULCRUM_SEEDS", value_delimiter = ',')]
     seeds: Option<Vec<String>>,
@@ -95,6 +98,7 @@ impl ServerArgs {
             http_addr: self.http_addr,
             peer_addr: self.peer_addr,
             peer_advertise_addr: self.peer_advertise_addr,
+            gossip_advertise_addr: self.gossip_advertise_addr,
             seeds: self.seeds,
             dc: self.dc,
             rack: self.rack,

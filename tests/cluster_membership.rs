@@ -298,15 +298,21 @@ struct Written {
     errors: Vec<String>,
 }
 
-/// Writes `w{t}:{i}` at the keyspace's level through `addr` until `stop`.
-async fn writer(addr: std::net::SocketAddr, t: usize, stop: Arc<AtomicBool>) -> Written {
+/// Writes `w{t}:{i}` at the keyspace's level through `addr` until `stop`
+/// or `cap` writes, pausing `pause` between writes.
+async fn writer(
+    addr: std::net::SocketAddr,
+    t: usize,
+    stop: Arc<AtomicBool>,
+    pause: Duration,
+    cap: u64,
+) -> Written {
     let mut c = Client::connect(addr).await.expect("connect writer");
     c.set_timeout(Some(Duration::from_secs(10)));
     ok_cmd(&mut c, &["USE", "load"]).await;
     let mut w = Written::default();
     let mut i = 0u64;
-    // Bounded: stops when told, or after 20 000 writes.
-    while !stop.load(Ordering::Relaxed) && i < 20_000 {
+    while !stop.load(Ordering::Relaxed) && i < cap {
         let key = format!("w{t}:{i}");
         let value = format!("v{i}");
         match c.cmd(&["SET", key.as_str(), value.as_str()]).await {
@@ -318,7 +324,7 @@ async fn writer(addr: std::net::SocketAddr, t: usize, stop: Arc<AtomicBool>) -> 
             Err(e) => w.errors.push(format!("client error: {e}")),
         }
         i += 1;
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(pause).await;
     }
     w
 }
@@ -350,7 +356,10 @@ async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes(
     let writers: Vec<_> = nodes
         .iter()
         .enumerate()
-        .map(|(t, n)| tokio::spawn(writer(n.resp, t, stop.clone())))
+        .map(|(t, n)| {
+            let pause = Duration::from_millis(2);
+            tokio::spawn(writer(n.resp, t, stop.clone(), pause, 20_000))
+        })
         .collect();
     // Some data before the join, so there is something to stream.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -700,4 +709,210 @@ async fn node_killed_while_joining_finishes_its_join_after_restart() {
         }
     }
     assert_eq!(local_keys(&n4, "big").await, owned);
+}
+
+// ---------------------------------------------------------------------
+// Join and leave together, under load.
+// ---------------------------------------------------------------------
+
+/// Each partition's Merkle root on every node that replicates it, from
+/// `/anti-entropy/{ks}`: partition → node id → root.
+async fn merkle_roots(
+    nodes: &[(&str, &Node)],
+    ks: &str,
+) -> BTreeMap<u64, BTreeMap<String, String>> {
+    let mut roots: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
+    for (id, node) in nodes {
+        let r = node.http_get(&format!("/anti-entropy/{ks}")).await;
+        assert_eq!(r.status, 200, "/anti-entropy/{ks} on {id}: {}", r.body);
+        let body: serde_json::Value = serde_json::from_str(&r.body).expect("anti-entropy JSON");
+        for (p, root) in body["roots"].as_object().expect("roots object") {
+            roots
+                .entry(p.parse().expect("partition number"))
+                .or_default()
+                .insert(
+                    id.to_string(),
+                    root.as_str().expect("root text").to_string(),
+                );
+        }
+    }
+    roots
+}
+
+/// Reads every `(key, value)` of `expected` back through `addr` at
+/// QUORUM, and every fifth at ALL, 50 keys per MGET.
+async fn read_back(addr: std::net::SocketAddr, id: String, expected: Vec<(String, String)>) {
+    let mut c = Client::connect(addr).await.expect("connect reader");
+    c.set_timeout(Some(Duration::from_secs(60)));
+    ok_cmd(&mut c, &["USE", "load"]).await;
+    for (level, stride) in [("QUORUM", 1), ("ALL", 5)] {
+        ok_cmd(&mut c, &["CONSISTENCY", "READ", level]).await;
+        let sample: Vec<&(String, String)> = expected.iter().step_by(stride).collect();
+        for chunk in sample.chunks(50) {
+            let mut args = vec!["MGET"];
+            args.extend(chunk.iter().map(|(k, _)| k.as_str()));
+            let reply = cmd(&mut c, &args).await;
+            for ((k, v), got) in chunk.iter().zip(items(&reply)) {
+                assert_eq!(got, &bulk(v), "{k} at {level} through {id}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_under_load() {
+    // Anti-entropy every 3 s: convergence afterwards may use it (more
+    // often costs the loaded nodes too much CPU).
+    let aae = ["--aae-interval-ms", "3000"];
+    let mut nodes = start_cluster(5, &aae).await;
+    let mut c = nodes[0].client().await;
+    ok_cmd(
+        &mut c,
+        &[
+            "KEYSPACE", "CREATE", "load", "MODE", "eventual", "REPLICAS", "3", "READ", "QUORUM",
+            "WRITE", "QUORUM",
+        ],
+    )
+    .await;
+    for n in &nodes {
+        eventually("keyspace everywhere", async || {
+            let l = keyspaces(n).await;
+            if l.contains(&"load".to_string()) {
+                Ok(())
+            } else {
+                Err(format!("{l:?}"))
+            }
+        })
+        .await;
+    }
+
+    // QUORUM writers through the four nodes that stay (n5 leaves), paced
+    // so that reading every acknowledged key back stays short.
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = nodes[..4]
+        .iter()
+        .enumerate()
+        .map(|(t, n)| {
+            let pause = Duration::from_millis(10);
+            tokio::spawn(writer(n.resp, t, stop.clone(), pause, 3_000))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // n6 joins through n2 under the load.
+    let n6 = start_node("n6", Some(&nodes[1]), &aae).await;
+    let six = ["n1", "n2", "n3", "n4", "n5", "n6"];
+    for n in nodes.iter().chain([&n6]) {
+        wait_members_up(n, &six).await;
+    }
+    eprintln!("n6 joined after {:?}", started.elapsed());
+
+    // Then n5 leaves, still under the load.
+    let mut c5 = nodes[4].client().await;
+    c5.set_timeout(Some(Duration::from_secs(120)));
+    ok_cmd(&mut c5, &["CLUSTER", "LEAVE"]).await;
+    eventually("n5 exits after leaving", async || {
+        if nodes[4].is_alive() {
+            Err("still running".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let rest: Vec<(&str, &Node)> = vec![
+        ("n1", &nodes[0]),
+        ("n2", &nodes[1]),
+        ("n3", &nodes[2]),
+        ("n4", &nodes[3]),
+        ("n6", &n6),
+    ];
+    let final_ids = ["n1", "n2", "n3", "n4", "n6"];
+    for (_, n) in &rest {
+        wait_members_up(n, &final_ids).await;
+    }
+    eprintln!("n5 left after {:?}", started.elapsed());
+    // A little more load on the final ring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    let mut errors = Vec::new();
+    for w in writers {
+        let w = w.await.expect("writer task");
+        acked.extend(w.acked);
+        errors.extend(w.errors);
+    }
+    assert!(
+        acked.len() > 100,
+        "the writers got through: {}",
+        acked.len()
+    );
+    let unavailable: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("UNAVAILABLE"))
+        .collect();
+    assert!(
+        unavailable.is_empty(),
+        "{} UNAVAILABLE replies during the join and the leave: {:?}",
+        unavailable.len(),
+        &unavailable[..unavailable.len().min(5)]
+    );
+    eprintln!(
+        "{} writes acknowledged, {} failed otherwise: {:?}",
+        acked.len(),
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+
+    // Replicas converge: once the ring settled, every partition has its
+    // three replicas among the final members, with equal Merkle roots.
+    for (_, n) in &rest {
+        wait_ring_settled(n).await;
+    }
+    let partitions = eventually("every partition's replicas agree", async || {
+        let roots = merkle_roots(&rest, "load").await;
+        let bad: Vec<_> = roots
+            .iter()
+            .filter(|(_, by_node)| {
+                by_node.len() != 3
+                    || by_node
+                        .values()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        != 1
+            })
+            .take(3)
+            .collect();
+        if bad.is_empty() && !roots.is_empty() {
+            Ok(roots.len())
+        } else {
+            Err(format!("{} partitions, e.g. {bad:?}", roots.len()))
+        }
+    })
+    .await;
+    eprintln!(
+        "{partitions} partitions converged after {:?}",
+        started.elapsed()
+    );
+
+    // Every acknowledged write reads back through the final members, all
+    // five at once (MGET of 50 keys at a time): at QUORUM each key, at ALL
+    // every fifth.
+    let readers: Vec<_> = rest
+        .iter()
+        .enumerate()
+        .map(|(i, (id, node))| {
+            let mine: Vec<(String, String)> = acked
+                .iter()
+                .skip(i)
+                .step_by(rest.len())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            tokio::spawn(read_back(node.resp, id.to_string(), mine))
+        })
+        .collect();
+    for r in readers {
+        r.await.expect("reader task");
+    }
+    eprintln!("read back after {:?}", started.elapsed());
 }

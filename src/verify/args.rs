@@ -53,7 +53,7 @@ pub struct VerifyArgs {
     /// Cluster size (3 or 5 are typical).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..=9))]
     pub(super) nodes: u16,
-    /// Faults to inject, comma separated: none, partition, kill, pause, clock.
+    /// Faults to inject, comma separated: none, partition, kill, pause, clock; membership changes: join (a node held back at the start joins), leave (a member other than n1 leaves).
     #[arg(long, default_value = "none", value_delimiter = ',', value_enum)]
     pub(super) nemesis: Vec<Fault>,
     /// How long the clients run, e.g. 60s, 90s, 2m, 1m30s, 500ms.
@@ -147,6 +147,18 @@ impl Settings {
             bail!("--claim linearizable applies to the register workload");
         }
         let faults = nemesis::normalize(&args.nemesis)?;
+        if mode == ModeArg::Strong && faults.iter().any(|f| f.is_membership()) {
+            bail!(
+                "--nemesis join/leave needs --mode eventual: a strong keyspace's Raft voters are \
+                 placed when it is created and do not move when a node joins or leaves yet"
+            );
+        }
+        if faults.contains(&Fault::Leave) && !faults.contains(&Fault::Join) && args.nodes < 4 {
+            bail!(
+                "--nemesis leave needs at least 4 members so that 3 replicas stay: use --nodes 4 \
+                 or more, or --nemesis join,leave (the join comes first)"
+            );
+        }
         let levels = match (mode, &args.levels) {
             (ModeArg::Strong, Some(_)) => {
                 bail!("--levels applies to eventual keyspaces only")
@@ -316,6 +328,21 @@ mod tests {
         let local = parse(&["--seed", "3"]).expect("parse");
         let settings = Settings::from_args(&local).expect("settings");
         assert!(!reproduce_command(&local, &settings).contains("docker"));
+    }
+
+    #[test]
+    fn membership_changes_need_an_eventual_keyspace_and_room_to_leave() {
+        let strong = parse(&["--mode", "strong", "--nemesis", "join"]).expect("parse");
+        let e = Settings::from_args(&strong).err().expect("refused");
+        assert!(e.to_string().contains("--mode eventual"), "{e}");
+        let small = parse(&["--mode", "eventual", "--nemesis", "leave"]).expect("parse");
+        let e = Settings::from_args(&small).err().expect("refused");
+        assert!(e.to_string().contains("at least 4"), "{e}");
+        let both = parse(&["--mode", "eventual", "--nemesis", "leave,join"]).expect("parse");
+        let s = Settings::from_args(&both).expect("join first makes room");
+        assert_eq!(s.faults, vec![Fault::Join, Fault::Leave]);
+        let four = parse(&["--mode", "eventual", "--nodes", "4", "--nemesis", "leave"]);
+        assert!(Settings::from_args(&four.expect("parse")).is_ok());
     }
 
     #[test]

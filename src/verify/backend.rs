@@ -8,7 +8,8 @@
 //! neither.
 //!
 //! A backend brings the fault primitives (kill, restart, pause, resume,
-//! isolate, heal); everything that talks to a node over its client or HTTP
+//! isolate, heal) and the membership changes (join a node held back at the
+//! start, make a member leave); everything that talks to a node over its client or HTTP
 //! port (PING, `/status`, admin commands such as `FAULT CLOCK-OFFSET`) is
 //! provided here once, on top of [`ClusterUnderTest::nodes`].
 
@@ -25,6 +26,10 @@ use super::proxy::Mode;
 
 /// Timeout of one admin request (PING, FAULT, KEYSPACE) or status probe.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `CLUSTER LEAVE` may take to answer: the leaving node waits the
+/// settle time, then pushes every partition it holds to its next owners.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Anti-entropy interval of the nodes under test, whatever the backend:
 /// short, so that replicas a partition left behind converge through Merkle
@@ -69,13 +74,37 @@ pub struct AntiEntropy {
     pub roots: std::collections::BTreeMap<u32, String>,
 }
 
+/// Where a node stands in the cluster under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Held back at the start, to join during the run.
+    HeldBack,
+    /// Started (running or not: a killed member is still a member).
+    Member,
+    /// Left with `CLUSTER LEAVE`; its process has stopped.
+    Left,
+}
+
 /// A running cluster that the nemesis can hurt and heal.
 ///
 /// Fault methods return a line saying what was done (for the run's event
-/// log); their errors say what failed. Node indexes are `0..len()`.
+/// log); their errors say what failed. Node indexes are `0..len()`; the
+/// nodes in the cluster now are [`ClusterUnderTest::members`].
 pub trait ClusterUnderTest {
-    /// Every node, in order (`n1` first).
+    /// Every node, in order (`n1` first), a node held back to join later
+    /// and nodes that left included.
     fn nodes(&self) -> &[NodeAddrs];
+
+    /// Where node `i` stands.
+    fn membership(&self, i: usize) -> Membership;
+
+    /// Starts held-back node `i`, joining the members (`--seeds`), and
+    /// waits until it answers PING. It is a member from then on.
+    async fn join(&mut self, i: usize) -> anyhow::Result<String>;
+
+    /// Sends `CLUSTER LEAVE` to member `i` (it moves its data away), waits
+    /// until its process stopped, and counts it as left.
+    async fn leave(&mut self, i: usize) -> anyhow::Result<String>;
 
     /// Where the run's data and logs are, for messages.
     fn location(&self) -> String;
@@ -125,8 +154,31 @@ pub trait ClusterUnderTest {
         self.nodes().len()
     }
 
+    /// The nodes in the cluster now (started, not left), in order.
+    fn members(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.membership(i) == Membership::Member)
+            .collect()
+    }
+
+    /// The node held back to join, if it has not joined yet.
+    fn held_back(&self) -> Option<usize> {
+        (0..self.len()).find(|&i| self.membership(i) == Membership::HeldBack)
+    }
+
     fn resp_addrs(&self) -> Vec<SocketAddr> {
         self.nodes().iter().map(|n| n.resp).collect()
+    }
+
+    /// `CLUSTER LEAVE` on node `i`; `+OK` once its data moved away and it
+    /// announced `left` (it stops right after).
+    ///
+    /// # Errors
+    /// As [`ClusterUnderTest::admin`].
+    async fn send_leave(&self, i: usize) -> anyhow::Result<()> {
+        self.admin_within(i, &["CLUSTER", "LEAVE"], LEAVE_TIMEOUT)
+            .await
+            .map(drop)
     }
 
     /// Node `i`'s `/status`.
@@ -152,7 +204,8 @@ pub trait ClusterUnderTest {
         serde_json::from_str(&body).with_context(|| format!("unreadable {path}"))
     }
 
-    /// Waits until every node's `/status` lists all nodes as up members.
+    /// Waits until every member's `/status` lists exactly the members, all
+    /// up.
     ///
     /// # Errors
     /// The deadline passed; the message says what the nodes last reported.
@@ -160,11 +213,21 @@ pub trait ClusterUnderTest {
         let deadline = Instant::now() + timeout;
         loop {
             let mut problem = None;
-            for (i, n) in self.nodes().iter().enumerate() {
+            let members = self.members();
+            let ids: std::collections::BTreeSet<&str> = members
+                .iter()
+                .map(|&i| self.nodes()[i].id.as_str())
+                .collect();
+            for &i in &members {
+                let n = &self.nodes()[i];
                 match self.status(i).await {
                     Ok(s) => {
-                        let up = s.members.iter().filter(|m| m.state == "up").count();
-                        if s.members.len() != self.len() || up != self.len() {
+                        let up = s
+                            .members
+                            .iter()
+                            .filter(|m| m.state == "up" && ids.contains(m.node_id.as_str()))
+                            .count();
+                        if s.members.len() != ids.len() || up != ids.len() {
                             problem = Some(format!(
                                 "{} sees {} members, {up} up",
                                 n.id,

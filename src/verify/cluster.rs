@@ -3,14 +3,19 @@
 //! peer traffic routed through a fault proxy per node ([`super::proxy`]).
 //!
 //! Node `i` (`n{i+1}`) listens for peers on its own port and advertises its
-//! proxy's address, so every connection *to* node `i` crosses proxy `i`.
+//! proxy's address, for TCP and for gossip (UDP, [`super::gossip_relay`]),
+//! so every connection and datagram *to* node `i` crosses proxy `i`.
 //! The first node starts without seeds; the others join through the first
 //! node's advertised address; a restarted node joins through all the others.
+//! A node held back for the `join` nemesis gets its ports and proxy at the
+//! start but is spawned only when it joins, with every member as a seed.
 //!
 //! The local backend of [`ClusterUnderTest`]: `kill` is SIGKILL (the node's
 //! proxy stops listening too, so peers see refused connections as they
 //! would for a dead host), `restart` reuses the data directory and ports,
-//! `pause` / `resume` are SIGSTOP / SIGCONT, `isolate` sets proxy rules.
+//! `pause` / `resume` are SIGSTOP / SIGCONT, `isolate` sets proxy rules,
+//! `leave` sends `CLUSTER LEAVE` and waits for the process to exit (its
+//! proxy then stops listening, as for a dead host).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
 
-use super::backend::{ping, ClusterUnderTest, NodeAddrs};
+use super::backend::{ping, ClusterUnderTest, Membership, NodeAddrs};
 use super::proxy::{FaultNet, Mode};
 
 /// Process ids of the running nodes (`None`: not running), shared with the
@@ -36,7 +41,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the cluster is laid out.
 pub struct ClusterOptions {
+    /// Nodes started at the beginning.
     pub nodes: usize,
+    /// Nodes held back to join during the run (numbered after `nodes`).
+    pub held_back: usize,
     /// First of 4 consecutive ports per node; free ports if `None`.
     pub base_port: Option<u16>,
     /// Keep the data directory after the run.
@@ -63,6 +71,7 @@ pub struct TestCluster {
     addrs: Vec<NodeAddrs>,
     children: Vec<Option<Child>>,
     paused: Vec<bool>,
+    membership: Vec<Membership>,
     pids: Pids,
     pub net: FaultNet,
     /// `FAULT STALE-READS` is on: a restarted node gets it again.
@@ -88,7 +97,8 @@ impl TestCluster {
         } else {
             (tempdir.path().to_path_buf(), Some(tempdir))
         };
-        let ports = allocate_ports(options.nodes, 4, options.base_port)?;
+        let total = options.nodes + options.held_back;
+        let ports = allocate_ports(total, 4, options.base_port)?;
         let nodes: Vec<NodeSpec> = ports
             .chunks(4)
             .enumerate()
@@ -120,6 +130,15 @@ impl TestCluster {
             addrs,
             children: (0..nodes.len()).map(|_| None).collect(),
             paused: vec![false; nodes.len()],
+            membership: (0..nodes.len())
+                .map(|i| {
+                    if i < options.nodes {
+                        Membership::Member
+                    } else {
+                        Membership::HeldBack
+                    }
+                })
+                .collect(),
             nodes,
             pids,
             net,
@@ -127,7 +146,11 @@ impl TestCluster {
             root,
             _tempdir: tempdir,
         };
-        for i in 0..cluster.len() {
+        for i in options.nodes..total {
+            // Nothing listens behind a held-back node's proxy yet.
+            cluster.net.set_listening(i, false);
+        }
+        for i in 0..options.nodes {
             let seeds: Vec<SocketAddr> = if i == 0 {
                 Vec::new()
             } else {
@@ -163,6 +186,8 @@ impl TestCluster {
             .arg("--peer-addr")
             .arg(n.peer.to_string())
             .arg("--peer-advertise-addr")
+            .arg(n.advertise.to_string())
+            .arg("--gossip-advertise-addr")
             .arg(n.advertise.to_string())
             .arg("--aae-interval-ms")
             .arg(super::backend::AAE_INTERVAL_MS.to_string())
@@ -229,6 +254,15 @@ impl TestCluster {
         }
     }
 
+    /// The advertised peer addresses of the members other than `i`.
+    fn seeds_for(&self, i: usize) -> Vec<SocketAddr> {
+        self.members()
+            .into_iter()
+            .filter(|&j| j != i)
+            .map(|j| self.nodes[j].advertise)
+            .collect()
+    }
+
     async fn signal(&self, i: usize, signal: &str) -> anyhow::Result<()> {
         let pid = self.children[i]
             .as_ref()
@@ -256,8 +290,52 @@ impl ClusterUnderTest for TestCluster {
         format!("data in {}", self.root.display())
     }
 
+    fn membership(&self, i: usize) -> Membership {
+        self.membership[i]
+    }
+
     fn is_running(&self, i: usize) -> bool {
         self.children[i].is_some()
+    }
+
+    /// Spawns held-back node `i` with every member as a seed.
+    async fn join(&mut self, i: usize) -> anyhow::Result<String> {
+        if self.membership[i] != Membership::HeldBack {
+            bail!("{} is not held back", self.nodes[i].id);
+        }
+        let seeds = self.seeds_for(i);
+        let started = Instant::now();
+        self.spawn(i, &seeds)?;
+        self.membership[i] = Membership::Member;
+        self.wait_ready(i, READY_TIMEOUT).await?;
+        Ok(format!(
+            "started {} with --seeds of the {} members (answering after {:.1} s)",
+            self.nodes[i].id,
+            seeds.len(),
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// `CLUSTER LEAVE`, then waits for the process to exit (SIGKILL if it
+    /// lingers after answering).
+    async fn leave(&mut self, i: usize) -> anyhow::Result<String> {
+        let name = self.nodes[i].id.clone();
+        self.send_leave(i).await?;
+        let mut how = "exited";
+        if let Some(mut child) = self.children[i].take() {
+            if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+                .await
+                .is_err()
+            {
+                how = "did not exit on its own and was killed";
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
+        self.set_pid(i, None);
+        self.net.set_listening(i, false);
+        self.membership[i] = Membership::Left;
+        Ok(format!("CLUSTER LEAVE on {name} answered OK; it {how}"))
     }
 
     fn is_paused(&self, i: usize) -> bool {
@@ -282,10 +360,7 @@ impl ClusterUnderTest for TestCluster {
     /// Starts node `i` again on its data directory and ports, joining
     /// through the other nodes.
     async fn restart(&mut self, i: usize) -> anyhow::Result<String> {
-        let seeds: Vec<SocketAddr> = (0..self.len())
-            .filter(|&j| j != i)
-            .map(|j| self.nodes[j].advertise)
-            .collect();
+        let seeds = self.seeds_for(i);
         self.spawn(i, &seeds)?;
         self.wait_ready(i, READY_TIMEOUT).await?;
         if self.stale_reads {

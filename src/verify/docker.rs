@@ -21,7 +21,13 @@
 //!   bytes in flight are lost and new connections fail to resolve or
 //!   connect; the nemesis's refuse/drop/black-hole choice does not apply.
 //!   Clients still reach the node through `client`;
-//! * `clock`: `FAULT CLOCK-OFFSET` over RESP, as for local processes.
+//! * `clock`: `FAULT CLOCK-OFFSET` over RESP, as for local processes;
+//! * `join`: the held-back node is one more service of the compose file,
+//!   under the compose profile `join` (so `up` leaves it out), seeded with
+//!   every other node; it joins with `docker compose --profile join up -d
+//!   nodeN`;
+//! * `leave`: `CLUSTER LEAVE` over RESP; the node moves its data away and
+//!   stops, and its container exits.
 //!
 //! The image must exist (`scripts/docker-build.sh` builds `fulcrum:dev`);
 //! nothing is pulled.
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::process::Command;
 
-use super::backend::{ping, ClusterUnderTest, NodeAddrs, AAE_INTERVAL_MS};
+use super::backend::{ping, ClusterUnderTest, Membership, NodeAddrs, AAE_INTERVAL_MS};
 use super::cluster::allocate_ports;
 use super::proxy::Mode;
 
@@ -49,12 +55,18 @@ const PEER_PORT: u16 = 7381;
 /// How long a started container may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The compose profile of the services held back to join during a run.
+pub const JOIN_PROFILE: &str = "join";
+
 /// How long one `docker` or compose command may take.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the containerised cluster is laid out.
 pub struct DockerOptions {
+    /// Nodes started at the beginning.
     pub nodes: usize,
+    /// Nodes held back to join during the run (numbered after `nodes`).
+    pub held_back: usize,
     pub image: String,
     /// Compose project name; a fresh one per run if `None`.
     pub project: Option<String>,
@@ -72,14 +84,19 @@ pub struct ComposeLayout<'a> {
     pub image: &'a str,
     /// Host ports (RESP, HTTP) of each node, published on 127.0.0.1.
     pub host_ports: &'a [(u16, u16)],
+    /// How many of the last nodes are held back: services under the
+    /// [`JOIN_PROFILE`] profile, seeded with every node started before.
+    pub held_back: usize,
     /// Flags added to every node's command line (verify: fault injection
     /// and its short anti-entropy interval).
     pub extra_args: &'a [&'a str],
 }
 
 /// A compose file for `layout.host_ports.len()` nodes: `node1` starts the
-/// cluster, the others join through `peer-node1`.
+/// cluster, the others join through `peer-node1`; held-back nodes (profile
+/// [`JOIN_PROFILE`]) join later through every node started before them.
 pub fn compose_file(layout: &ComposeLayout<'_>) -> String {
+    let started = layout.host_ports.len().saturating_sub(layout.held_back);
     let mut out = String::new();
     for line in layout.header {
         if line.is_empty() {
@@ -92,6 +109,9 @@ pub fn compose_file(layout: &ComposeLayout<'_>) -> String {
     for (i, (resp, http)) in layout.host_ports.iter().enumerate() {
         let n = i + 1;
         let _ = writeln!(out, "  node{n}:");
+        if n > started {
+            let _ = writeln!(out, "    profiles: [{JOIN_PROFILE}]");
+        }
         let _ = writeln!(out, "    image: {}", layout.image);
         out.push_str("    command:\n");
         let mut args = vec![
@@ -103,7 +123,12 @@ pub fn compose_file(layout: &ComposeLayout<'_>) -> String {
             format!("--peer-addr=0.0.0.0:{PEER_PORT}"),
             format!("--peer-advertise-addr=peer-node{n}:{PEER_PORT}"),
         ];
-        if n > 1 {
+        if n > started {
+            let seeds: Vec<String> = (1..=started)
+                .map(|s| format!("peer-node{s}:{PEER_PORT}"))
+                .collect();
+            args.push(format!("--seeds={}", seeds.join(",")));
+        } else if n > 1 {
             args.push(format!("--seeds=peer-node1:{PEER_PORT}"));
         }
         args.extend(layout.extra_args.iter().map(ToString::to_string));
@@ -175,10 +200,20 @@ impl Compose {
         run(self.program, &all).await
     }
 
-    /// The same, blocking (for `Drop`).
+    /// As [`Compose::run`], with the held-back services' profile active:
+    /// to start one, and so that `down` and `ps` see them too.
+    async fn run_all_profiles(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut all: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        all.extend_from_slice(&["--profile", JOIN_PROFILE]);
+        all.extend_from_slice(args);
+        run(self.program, &all).await
+    }
+
+    /// `run_all_profiles`, blocking (for `Drop`).
     fn run_blocking(&self, args: &[&str]) {
         let _ = std::process::Command::new(self.program)
             .args(&self.prefix)
+            .args(["--profile", JOIN_PROFILE])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -192,8 +227,10 @@ pub struct DockerCluster {
     compose: Compose,
     project: String,
     nodes: Vec<NodeAddrs>,
-    /// Container id of each node (stable across kill and start).
+    /// Container id of each node (stable across kill and start; empty
+    /// while a node is held back).
     containers: Vec<String>,
+    membership: Vec<Membership>,
     /// The `peer` network's Docker name.
     peer_network: String,
     running: Vec<bool>,
@@ -253,7 +290,8 @@ impl DockerCluster {
         } else {
             (tempdir.path().to_path_buf(), Some(tempdir))
         };
-        let ports = allocate_ports(options.nodes, 2, options.base_port)?;
+        let total = options.nodes + options.held_back;
+        let ports = allocate_ports(total, 2, options.base_port)?;
         let host_ports: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
         let header =
             ["Rendered by `fulcrum verify --docker` for one run; see docker/docker-compose.yml."];
@@ -263,6 +301,7 @@ impl DockerCluster {
             header: &header,
             image: &options.image,
             host_ports: &host_ports,
+            held_back: options.held_back,
             extra_args: &[aae.as_str(), "--allow-faults"],
         });
         std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
@@ -282,8 +321,17 @@ impl DockerCluster {
             peer_network: format!("{project}_peer"),
             project,
             nodes,
-            containers: Vec::new(),
-            running: vec![true; count],
+            containers: vec![String::new(); count],
+            membership: (0..count)
+                .map(|i| {
+                    if i < options.nodes {
+                        Membership::Member
+                    } else {
+                        Membership::HeldBack
+                    }
+                })
+                .collect(),
+            running: (0..count).map(|i| i < options.nodes).collect(),
             paused: vec![false; count],
             isolated: vec![false; count],
             keep_data: options.keep_data,
@@ -297,17 +345,8 @@ impl DockerCluster {
             .run(&["up", "-d", "--no-build"])
             .await
             .with_context(|| format!("cannot start compose project {}", cluster.project))?;
-        for n in 1..=count {
-            let service = format!("node{n}");
-            let id = cluster.compose.run(&["ps", "-q", service.as_str()]).await?;
-            let id = id.trim().to_string();
-            if id.is_empty() {
-                bail!(
-                    "compose project {} has no container for {service}",
-                    cluster.project
-                );
-            }
-            cluster.containers.push(id);
+        for i in 0..options.nodes {
+            cluster.find_container(i).await?;
         }
         run(
             "docker",
@@ -321,11 +360,29 @@ impl DockerCluster {
         )
         .await
         .with_context(|| format!("no network {}", cluster.peer_network))?;
-        for i in 0..count {
+        for i in 0..options.nodes {
             cluster.wait_ready(i).await?;
         }
         cluster.wait_all_up(timeout).await?;
         Ok(cluster)
+    }
+
+    /// Looks up node `i`'s container id.
+    async fn find_container(&mut self, i: usize) -> anyhow::Result<()> {
+        let service = format!("node{}", i + 1);
+        let id = self
+            .compose
+            .run_all_profiles(&["ps", "-q", service.as_str()])
+            .await?;
+        let id = id.trim().to_string();
+        if id.is_empty() {
+            bail!(
+                "compose project {} has no container for {service}",
+                self.project
+            );
+        }
+        self.containers[i] = id;
+        Ok(())
     }
 
     fn name(&self, i: usize) -> &str {
@@ -394,6 +451,9 @@ impl DockerCluster {
     /// Saves every container's log as `<root>/nN.log`.
     async fn save_logs(&self) -> anyhow::Result<()> {
         for (i, id) in self.containers.iter().enumerate() {
+            if id.is_empty() {
+                continue;
+            }
             let out = Command::new("docker")
                 .args(["logs", id])
                 .stdin(Stdio::null())
@@ -423,8 +483,50 @@ impl ClusterUnderTest for DockerCluster {
         )
     }
 
+    fn membership(&self, i: usize) -> Membership {
+        self.membership[i]
+    }
+
     fn is_running(&self, i: usize) -> bool {
         self.running[i]
+    }
+
+    /// `docker compose --profile join up -d nodeN`: the held-back service,
+    /// seeded with every node started at the beginning.
+    async fn join(&mut self, i: usize) -> anyhow::Result<String> {
+        if self.membership[i] != Membership::HeldBack {
+            bail!("{} is not held back", self.name(i));
+        }
+        let service = format!("node{}", i + 1);
+        let started = Instant::now();
+        self.compose
+            .run_all_profiles(&["up", "-d", "--no-build", "--no-deps", service.as_str()])
+            .await
+            .with_context(|| format!("cannot start {service}"))?;
+        self.membership[i] = Membership::Member;
+        self.running[i] = true;
+        self.find_container(i).await?;
+        self.wait_ready(i).await?;
+        Ok(format!(
+            "docker compose --profile {JOIN_PROFILE} up -d {service}: {} joining (answering after {:.1} s)",
+            self.name(i),
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// `CLUSTER LEAVE`, then `docker wait` until the container exited.
+    async fn leave(&mut self, i: usize) -> anyhow::Result<String> {
+        self.send_leave(i).await?;
+        let code = run("docker", &["wait", self.containers[i].as_str()])
+            .await
+            .map(|c| format!("exit code {}", c.trim()))
+            .unwrap_or_else(|e| format!("docker wait failed: {e:#}"));
+        self.running[i] = false;
+        self.membership[i] = Membership::Left;
+        Ok(format!(
+            "CLUSTER LEAVE on {} answered OK; its container exited ({code})",
+            self.name(i)
+        ))
     }
 
     fn is_paused(&self, i: usize) -> bool {
@@ -515,9 +617,11 @@ impl ClusterUnderTest for DockerCluster {
             Ok(())
         };
         let down = if self.keep_data {
-            self.compose.run(&["down"]).await
+            self.compose.run_all_profiles(&["down"]).await
         } else {
-            self.compose.run(&["down", "-v", "--remove-orphans"]).await
+            self.compose
+                .run_all_profiles(&["down", "-v", "--remove-orphans"])
+                .await
         };
         self.down = true;
         down.with_context(|| format!("cannot take compose project {} down", self.project))?;
@@ -529,7 +633,7 @@ impl Drop for DockerCluster {
     fn drop(&mut self) {
         if !self.down {
             for (i, id) in self.containers.iter().enumerate() {
-                if self.paused[i] {
+                if self.paused[i] && !id.is_empty() {
                     let _ = std::process::Command::new("docker")
                         .args(["unpause", id])
                         .stdout(Stdio::null())
@@ -605,7 +709,13 @@ mod tests {
         "  docker-compose -f docker/docker-compose.yml up -d      (or: docker compose ...)",
         "  redis-cli -p 7411                   node N's RESP port is 74N1 on 127.0.0.1",
         "  curl http://127.0.0.1:7412/status   node N's HTTP port is 74N2",
-        "  docker-compose -f docker/docker-compose.yml down -v    (stop, delete the data)",
+        "  docker-compose -f docker/docker-compose.yml --profile join down -v",
+        "                                      (stop, delete the data; node6 included)",
+        "",
+        "Membership: node6 is held back (profile `join`); add it to the running cluster",
+        "with `docker-compose -f docker/docker-compose.yml --profile join up -d node6`.",
+        "A node leaves with `redis-cli -p 74N1 CLUSTER LEAVE`: it moves its data to",
+        "the others, then stops.",
         "",
         "Networks: `client` carries the published ports; `peer` (internal) carries",
         "node-to-node traffic, where node N is peer-nodeN:7381. Disconnecting a node",
@@ -632,7 +742,8 @@ mod tests {
         let rendered = compose_file(&ComposeLayout {
             header: REPOSITORY_HEADER,
             image: DEFAULT_IMAGE,
-            host_ports: &repository_ports(5),
+            host_ports: &repository_ports(6),
+            held_back: 1,
             extra_args: &[],
         });
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/docker-compose.yml");
@@ -653,10 +764,12 @@ mod tests {
             header: &[],
             image: "img",
             host_ports: &[(1, 2), (3, 4), (5, 6)],
+            held_back: 0,
             extra_args: &["--allow-faults"],
         });
         assert_eq!(text.matches("--seeds=peer-node1:7381").count(), 2);
         assert_eq!(text.matches("--allow-faults").count(), 3);
+        assert!(!text.contains("profiles:"));
         assert!(text.contains("\"127.0.0.1:5:7379\""));
         assert!(text.contains("\"127.0.0.1:6:7380\""));
         assert!(text.contains("aliases: [peer-node3]"));
@@ -665,9 +778,29 @@ mod tests {
             header: &[],
             image: "img",
             host_ports: &[(1, 2)],
+            held_back: 0,
             extra_args: &[],
         });
         assert!(!quiet.contains("--allow-faults"));
+    }
+
+    #[test]
+    fn a_held_back_node_is_under_the_join_profile_seeded_with_every_started_node() {
+        let text = compose_file(&ComposeLayout {
+            header: &[],
+            image: "img",
+            host_ports: &[(1, 2), (3, 4), (5, 6), (7, 8)],
+            held_back: 1,
+            extra_args: &[],
+        });
+        let node4 = text.split("  node4:\n").nth(1).expect("a node4 service");
+        assert!(node4.starts_with("    profiles: [join]\n"), "{node4}");
+        assert!(
+            node4.contains("--seeds=peer-node1:7381,peer-node2:7381,peer-node3:7381"),
+            "{node4}"
+        );
+        assert_eq!(text.matches("profiles:").count(), 1);
+        assert!(text.contains("  node4-data: {}"));
     }
 
     #[test]

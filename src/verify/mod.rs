@@ -16,6 +16,8 @@
 //! * [`proxy`]: one fault-injecting TCP proxy in front of each node's peer
 //!   port (every node advertises its proxy), so partitions are real dropped,
 //!   refused or black-holed connections between real processes;
+//! * [`gossip_relay`]: the UDP relay beside each proxy that gossip crosses
+//!   (every node advertises it as its gossip address), under the same rules;
 //! * [`nemesis`]: the fault schedule (seeded);
 //! * [`setup`]: the keyspace under test;
 //! * [`workload`]: the clients (register, counter, set);
@@ -32,6 +34,7 @@ mod args;
 mod backend;
 mod cluster;
 mod docker;
+mod gossip_relay;
 mod nemesis;
 mod probe;
 mod proxy;
@@ -51,9 +54,10 @@ use args::{reproduce_command, Settings};
 use backend::ClusterUnderTest;
 use cluster::{ClusterOptions, TestCluster};
 use docker::{DockerCluster, DockerOptions};
+use nemesis::Fault;
 use recorder::Recorder;
 use report::{Claims, RunMeta};
-use workload::Plan;
+use workload::{Plan, Targets};
 
 /// The keyspace every run creates and uses.
 const KEYSPACE: &str = "verify";
@@ -162,9 +166,12 @@ async fn run_cluster_test(args: &VerifyArgs, s: Settings) -> anyhow::Result<u8> 
     .to_lowercase());
     console.line(format!("reproduce: {reproduce}"));
 
+    // One node held back to join during the run.
+    let held_back = usize::from(s.faults.contains(&Fault::Join));
     if args.docker {
         let options = DockerOptions {
             nodes: usize::from(args.nodes),
+            held_back,
             image: args.docker_image.clone(),
             project: args.docker_project.clone(),
             base_port: args.base_port,
@@ -177,6 +184,7 @@ async fn run_cluster_test(args: &VerifyArgs, s: Settings) -> anyhow::Result<u8> 
     } else {
         let options = ClusterOptions {
             nodes: usize::from(args.nodes),
+            held_back,
             base_port: args.base_port,
             keep_data: args.keep_data,
         };
@@ -195,9 +203,13 @@ async fn run_on<C: ClusterUnderTest>(
     console: &Console,
     reproduce: String,
 ) -> anyhow::Result<u8> {
+    let held_back = match cluster.held_back() {
+        Some(i) => format!(" ({} held back to join)", cluster.nodes()[i].id),
+        None => String::new(),
+    };
     console.line(format!(
-        "cluster: {} nodes up, {}",
-        cluster.len(),
+        "cluster: {} nodes up{held_back}, {}",
+        cluster.members().len(),
         cluster.location()
     ));
     let outcome = drive(args, s, &mut cluster, console, reproduce).await;
@@ -228,18 +240,23 @@ async fn drive<C: ClusterUnderTest>(
         clients: args.clients,
         levels: s.levels,
         nodes: cluster.resp_addrs(),
+        targets: Targets::new(cluster.len(), |i| {
+            cluster.membership(i) == backend::Membership::Member
+        }),
         session_keys: s.mode == ModeArg::Eventual && s.workload == WorkloadKind::Register,
     };
     setup::create_keyspace(cluster, &plan, console).await?;
     setup::wait_until_serving(&plan, console).await?;
+    // The last node started at the beginning.
+    let last = usize::from(args.nodes) - 1;
     if let Some(ms) = args.delay_puts {
         cluster
-            .set_delay_puts(cluster.len() - 1, ms)
+            .set_delay_puts(last, ms)
             .await
             .context("cannot set FAULT DELAY-PUTS")?;
         console.line(format!(
-            "control: n{} applies replica writes {ms} ms late (FAULT DELAY-PUTS)",
-            cluster.len()
+            "control: {} applies replica writes {ms} ms late (FAULT DELAY-PUTS)",
+            cluster.nodes()[last].id
         ));
     }
 
@@ -263,6 +280,7 @@ async fn drive<C: ClusterUnderTest>(
         cluster,
         &s.faults,
         nemesis_rng,
+        &plan.targets,
         &recorder,
         deadline,
         console,
@@ -272,8 +290,8 @@ async fn drive<C: ClusterUnderTest>(
     let mut events = events;
     console.line("workload done; healing the cluster");
     events.extend(nemesis::heal_all(cluster, &recorder, console).await);
-    if args.delay_puts.is_some() {
-        cluster.set_delay_puts(cluster.len() - 1, 0).await?;
+    if args.delay_puts.is_some() && cluster.membership(last) == backend::Membership::Member {
+        cluster.set_delay_puts(last, 0).await?;
     }
     if args.stale_reads {
         cluster.set_stale_reads(false).await?;
@@ -316,6 +334,7 @@ async fn drive<C: ClusterUnderTest>(
         events,
         replicas,
         merkle,
+        errors: recorder.errors(),
     };
     if let Some(path) = &args.history_out {
         report::save(path, &history, &meta)

@@ -15,6 +15,20 @@
 //! * `clock`: skew one node's wall clock (the hybrid logical clock's
 //!   physical source and TTLs) by up to ±5 s with `FAULT CLOCK-OFFSET`,
 //!   then restore it.
+//! * `join`: start the node held back at the beginning (`n<nodes+1>`),
+//!   seeded with the members; once every member shows it up, the clients
+//!   use it too. Once per run.
+//! * `leave`: `CLUSTER LEAVE` to a random member other than `n1` (which
+//!   stays, so every later seed list holds a member); once it answered and
+//!   stopped, the clients no longer use it. Once per run, and only while
+//!   at least 4 members are left to choose from (3 replicas stay).
+//!
+//! Membership changes come first, `join` before `leave` (so a 3-node run
+//! with both has 4 members when one leaves), each on a healthy cluster
+//! (every member up), and are not healed: the run ends with the new member
+//! set, which the final checks use. Each change is logged when it starts
+//! (`join` / `leave`) and when every member agrees on the new set
+//! (`joined` / `left`), which delimits the availability check's windows.
 //!
 //! The faults themselves are the backend's ([`ClusterUnderTest`]); this
 //! module only decides when and where.
@@ -33,7 +47,12 @@ use serde::{Deserialize, Serialize};
 use super::backend::ClusterUnderTest;
 use super::proxy::Mode;
 use super::recorder::Recorder;
+use super::workload::Targets;
 use super::Console;
+
+/// How long a membership change may take until every member shows the new
+/// member set up (a join streams partitions; a leave pushes them away).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A fault kind of `--nemesis`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
@@ -49,6 +68,17 @@ pub enum Fault {
     Pause,
     /// Clock skew of one node (`FAULT CLOCK-OFFSET`).
     Clock,
+    /// Start a node held back at the beginning, joining the running cluster.
+    Join,
+    /// `CLUSTER LEAVE` to a random member other than n1.
+    Leave,
+}
+
+impl Fault {
+    /// Whether this changes the member set rather than hurting a node.
+    pub fn is_membership(self) -> bool {
+        matches!(self, Fault::Join | Fault::Leave)
+    }
 }
 
 /// One nemesis action, for the report.
@@ -56,7 +86,8 @@ pub enum Fault {
 pub struct Event {
     /// Milliseconds since the workload started.
     pub at_ms: u64,
-    /// `partition`, `kill`, `pause`, `clock` or `heal`.
+    /// `partition`, `kill`, `pause`, `clock` or `heal`; `join` / `joined`
+    /// and `leave` / `left` when a membership change starts and ends.
     pub fault: String,
     /// What exactly was done.
     pub detail: String,
@@ -97,11 +128,12 @@ pub fn is_quiet(faults: &[Fault]) -> bool {
 }
 
 /// Runs the schedule until `deadline`; every fault is healed before this
-/// returns. Returns what was done.
+/// returns (membership changes stay). Returns what was done.
 pub async fn run<C: ClusterUnderTest>(
     cluster: &mut C,
     faults: &[Fault],
     mut rng: StdRng,
+    targets: &Targets,
     recorder: &Recorder,
     deadline: Instant,
     console: &Console,
@@ -121,12 +153,40 @@ pub async fn run<C: ClusterUnderTest>(
             )
         })
         .collect();
-    if kinds.is_empty() {
+    // `normalize` sorted them: join before leave.
+    let changes: Vec<Fault> = faults
+        .iter()
+        .copied()
+        .filter(|f| f.is_membership())
+        .collect();
+    if kinds.is_empty() && changes.is_empty() {
         return log.events;
     }
     let total = deadline.saturating_duration_since(recorder.start());
     let quiet = (total / 5).min(Duration::from_secs(3));
     sleep_until(recorder.start() + quiet, deadline).await;
+    for change in changes {
+        if Instant::now() >= deadline {
+            log.note(
+                "note",
+                &format!(
+                    "{} skipped: the workload ended before its turn",
+                    super::enum_name(change)
+                ),
+            );
+            continue;
+        }
+        match change {
+            Fault::Join => join(cluster, targets, &mut log).await,
+            Fault::Leave => leave(cluster, &mut rng, targets, &mut log).await,
+            _ => {}
+        }
+        let rest = Duration::from_millis(rng.random_range(1_000..=3_000));
+        sleep_until(Instant::now() + rest, deadline).await;
+    }
+    if kinds.is_empty() {
+        return log.events;
+    }
     loop {
         let hold = Duration::from_millis(rng.random_range(2_000..=5_000));
         let rest = Duration::from_millis(rng.random_range(1_000..=3_000));
@@ -135,7 +195,8 @@ pub async fn run<C: ClusterUnderTest>(
             break;
         }
         let kind = kinds[rng.random_range(0..kinds.len())];
-        let node = rng.random_range(0..cluster.len());
+        let members = cluster.members();
+        let node = members[rng.random_range(0..members.len())];
         let name = cluster.nodes()[node].id.clone();
         match kind {
             Fault::Partition => {
@@ -189,11 +250,106 @@ pub async fn run<C: ClusterUnderTest>(
                     Err(e) => log.note("heal", &format!("restoring {name}'s clock failed: {e:#}")),
                 }
             }
-            Fault::None => {}
+            Fault::None | Fault::Join | Fault::Leave => {}
         }
         sleep_until(Instant::now() + rest, deadline).await;
     }
     log.events
+}
+
+/// The `join` change: the held-back node starts, joins, and once every
+/// member shows it up the clients use it.
+async fn join<C: ClusterUnderTest>(cluster: &mut C, targets: &Targets, log: &mut EventLog<'_>) {
+    let Some(node) = cluster.held_back() else {
+        log.note("note", "join skipped: no node is held back");
+        return;
+    };
+    let name = cluster.nodes()[node].id.clone();
+    if let Err(e) = cluster.wait_all_up(MEMBERSHIP_TIMEOUT).await {
+        log.note(
+            "note",
+            &format!("join skipped: the cluster is not healthy: {e:#}"),
+        );
+        return;
+    }
+    let started = Instant::now();
+    log.note("join", &format!("{name} joins the running cluster"));
+    match cluster.join(node).await {
+        Ok(what) => log.note("join", &what),
+        Err(e) => {
+            log.note("joined", &format!("failed: {e:#}"));
+            return;
+        }
+    }
+    match cluster.wait_all_up(MEMBERSHIP_TIMEOUT).await {
+        Ok(()) => {
+            targets.set(node, true);
+            log.note(
+                "joined",
+                &format!(
+                    "{name} is up on all {} members after {:.1} s; clients use it",
+                    cluster.members().len(),
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+        }
+        Err(e) => log.note("joined", &format!("failed: {e:#}")),
+    }
+}
+
+/// The `leave` change: a random member other than n1 leaves; once it
+/// stopped, the clients no longer use it.
+async fn leave<C: ClusterUnderTest>(
+    cluster: &mut C,
+    rng: &mut StdRng,
+    targets: &Targets,
+    log: &mut EventLog<'_>,
+) {
+    let members = cluster.members();
+    if members.len() < 4 {
+        log.note(
+            "note",
+            &format!(
+                "leave skipped: {} members; a leave needs 4 (3 replicas stay)",
+                members.len()
+            ),
+        );
+        return;
+    }
+    let candidates: Vec<usize> = members.into_iter().filter(|&i| i != 0).collect();
+    let node = candidates[rng.random_range(0..candidates.len())];
+    let name = cluster.nodes()[node].id.clone();
+    if let Err(e) = cluster.wait_all_up(MEMBERSHIP_TIMEOUT).await {
+        log.note(
+            "note",
+            &format!("leave skipped: the cluster is not healthy: {e:#}"),
+        );
+        return;
+    }
+    let started = Instant::now();
+    log.note("leave", &format!("CLUSTER LEAVE to {name}"));
+    let done = cluster.leave(node).await;
+    if cluster.membership(node) != super::backend::Membership::Member {
+        targets.set(node, false);
+    }
+    match done {
+        Ok(what) => log.note("leave", &what),
+        Err(e) => {
+            log.note("left", &format!("failed: {e:#}"));
+            return;
+        }
+    }
+    match cluster.wait_all_up(MEMBERSHIP_TIMEOUT).await {
+        Ok(()) => log.note(
+            "left",
+            &format!(
+                "{name} is gone; the {} remaining members are up on each other after {:.1} s",
+                cluster.members().len(),
+                started.elapsed().as_secs_f64()
+            ),
+        ),
+        Err(e) => log.note("left", &format!("failed: {e:#}")),
+    }
 }
 
 /// Safety net after the run: resumes paused nodes, restarts dead ones, lifts
@@ -211,7 +367,7 @@ pub async fn heal_all<C: ClusterUnderTest>(
     if let Err(e) = cluster.heal_partitions().await {
         log.note("heal", &format!("failed: {e:#}"));
     }
-    for i in 0..cluster.len() {
+    for i in cluster.members() {
         if cluster.is_paused(i) {
             let done = cluster.resume(i).await;
             log.outcome("heal", done);
@@ -276,5 +432,10 @@ mod tests {
         assert!(is_quiet(&[Fault::None]));
         assert!(!is_quiet(&[Fault::Clock]));
         assert!(!is_quiet(&[Fault::Pause]));
+        assert_eq!(
+            normalize(&[Fault::Leave, Fault::Kill, Fault::Join]).expect("list"),
+            vec![Fault::Kill, Fault::Join, Fault::Leave]
+        );
+        assert!(!is_quiet(&[Fault::Join]));
     }
 }

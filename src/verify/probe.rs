@@ -14,6 +14,10 @@
 //!   key comes from the same ring the nodes build from `/status`'s member
 //!   list. Keys that differ are repaired again at `READ ALL` and re-probed,
 //!   up to [`PROBE_ROUNDS`] rounds: convergence is an eventual property.
+//!
+//! All of them go to the final members only: after a membership change the
+//! ring is the one `/status` lists (a node that left is no replica and
+//! holds nothing; a node that joined holds its partitions).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -79,7 +83,7 @@ pub async fn await_merkle_agreement(
     loop {
         let mut roots = MerkleRoots::new();
         let mut failure = None;
-        for i in 0..cluster.len() {
+        for i in cluster.members() {
             match cluster.anti_entropy(i, keyspace).await {
                 Ok(ae) => {
                     for (p, root) in ae.roots {
@@ -119,15 +123,20 @@ pub async fn await_merkle_agreement(
     }
 }
 
-/// Reads every key once more, after healing, into the history.
+/// Reads every key once more, after healing, into the history, through
+/// the final members.
 pub async fn final_reads(plan: &Plan, recorder: &Recorder) {
     let levels = plan.levels.map(|(_, write)| (Level::All, write));
     let mut conns: Vec<Option<Client>> = (0..plan.nodes.len()).map(|_| None).collect();
+    let targets = plan.targets.active();
+    if targets.is_empty() {
+        return;
+    }
     let mut turn = 0usize;
     for key in recorder.keys() {
         let started = Instant::now();
         while started.elapsed() < FINAL_READ_PATIENCE {
-            let node = turn % plan.nodes.len();
+            let node = targets[turn % targets.len()];
             turn += 1;
             if conns[node].is_none() {
                 match connect(plan.nodes[node], &plan.keyspace, levels).await {

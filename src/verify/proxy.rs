@@ -19,6 +19,9 @@
 //! * `Mode::Refuse`: close existing connections and new ones right after
 //!   accepting them.
 //!
+//! Gossip (UDP) crosses a relay on the same address as the TCP proxy
+//! ([`super::gossip_relay`]), under the same rules.
+//!
 //! [`FaultNet::set_listening`] closes a proxy's listening socket (and its
 //! connections) while its node is down, so peers get "connection refused",
 //! as from a dead host, instead of a connection that opens and closes.
@@ -92,6 +95,31 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Every link of `nodes` nodes passes.
+    pub fn for_nodes(nodes: usize) -> Rules {
+        Rules {
+            nodes,
+            links: BTreeMap::new(),
+        }
+    }
+
+    /// Cuts `node` off from every other node in both directions.
+    pub fn isolate(&mut self, node: usize, mode: Mode) {
+        let rule = LinkRule {
+            request: mode,
+            reply: mode,
+        };
+        for other in (0..self.nodes).filter(|&o| o != node) {
+            self.links.insert((node, other), rule);
+            self.links.insert((other, node), rule);
+        }
+    }
+
+    /// Lifts every rule.
+    pub fn clear(&mut self) {
+        self.links.clear();
+    }
+
     /// The mode for bytes in `dir` on a connection from `dialer` to `dst`.
     pub fn mode(&self, dialer: Option<usize>, dst: usize, dir: Direction) -> Mode {
         let rule = |src: usize| self.links.get(&(src, dst)).copied().unwrap_or_default();
@@ -122,6 +150,8 @@ struct ProxyHandle {
 pub struct FaultNet {
     rules: watch::Sender<Rules>,
     proxies: Vec<ProxyHandle>,
+    /// The gossip relays (UDP), one per node.
+    relays: Vec<JoinHandle<()>>,
     unknown_dialers: Arc<AtomicU64>,
 }
 
@@ -129,6 +159,9 @@ impl Drop for FaultNet {
     fn drop(&mut self) {
         for p in &self.proxies {
             p.task.abort();
+        }
+        for r in &self.relays {
+            r.abort();
         }
     }
 }
@@ -142,15 +175,28 @@ struct Shared {
 }
 
 impl FaultNet {
-    /// Starts one proxy per `(listen, target)` route; route `i` fronts node `i`.
+    /// Starts one proxy per `(listen, target)` route; route `i` fronts node
+    /// `i`: TCP, and a gossip relay from UDP `listen` to UDP `target` (the
+    /// node gossips on its peer address).
     ///
     /// # Errors
-    /// A listen address cannot be bound.
+    /// A listen address cannot be bound (TCP or UDP).
     pub async fn start(routes: Vec<(SocketAddr, SocketAddr)>, pids: Pids) -> anyhow::Result<Self> {
-        let (rules_tx, rules_rx) = watch::channel(Rules {
-            nodes: routes.len(),
-            links: BTreeMap::new(),
-        });
+        let (rules_tx, rules_rx) = watch::channel(Rules::for_nodes(routes.len()));
+        let gossip_sources = std::sync::Arc::new(routes.iter().map(|r| r.1).collect::<Vec<_>>());
+        let mut relays = Vec::new();
+        for (dst, (listen, target)) in routes.iter().enumerate() {
+            let socket = tokio::net::UdpSocket::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on UDP {listen}"))?;
+            relays.push(tokio::spawn(super::gossip_relay::relay(
+                socket,
+                *target,
+                dst,
+                gossip_sources.clone(),
+                rules_rx.clone(),
+            )));
+        }
         let shared = Shared {
             rules: rules_rx,
             pids,
@@ -175,22 +221,15 @@ impl FaultNet {
         Ok(FaultNet {
             rules: rules_tx,
             proxies,
+            relays,
             unknown_dialers: shared.unknown_dialers,
         })
     }
 
-    /// Cuts `node` off from every other node in both directions.
+    /// Cuts `node` off from every other node in both directions (gossip
+    /// included).
     pub fn isolate(&self, node: usize, mode: Mode) {
-        let rule = LinkRule {
-            request: mode,
-            reply: mode,
-        };
-        self.rules.send_modify(|r| {
-            for other in (0..r.nodes).filter(|&o| o != node) {
-                r.links.insert((node, other), rule);
-                r.links.insert((other, node), rule);
-            }
-        });
+        self.rules.send_modify(|r| r.isolate(node, mode));
     }
 
     /// Sets one link's rule (connections opened by `dialer` to `dst`).
@@ -203,7 +242,7 @@ impl FaultNet {
 
     /// Lifts every rule.
     pub fn heal(&self) {
-        self.rules.send_modify(|r| r.links.clear());
+        self.rules.send_modify(Rules::clear);
     }
 
     /// Opens or closes proxy `node`'s listening socket.

@@ -15,7 +15,12 @@
 //!   other error reply, a dropped connection or a client-side timeout is
 //!   `Info`: it may take effect, now or later;
 //! * a read that fails for any reason is `Fail`: reads have no effect.
+//!
+//! Every error reply is also kept with its operation's id ([`Recorder::errors`]),
+//! so the report can say which requests failed and how (the availability
+//! check looks for `UNAVAILABLE` among them).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -61,6 +66,8 @@ pub struct Stats {
 struct Inner {
     start: Instant,
     history: Mutex<History>,
+    /// The error reply of each operation that got one.
+    errors: Mutex<BTreeMap<OpId, String>>,
     next_value: AtomicU64,
     ok: AtomicU64,
     fail: AtomicU64,
@@ -76,6 +83,7 @@ impl Recorder {
         Recorder(Arc::new(Inner {
             start,
             history: Mutex::new(History::new()),
+            errors: Mutex::new(BTreeMap::new()),
             next_value: AtomicU64::new(1),
             ok: AtomicU64::new(0),
             fail: AtomicU64::new(0),
@@ -131,6 +139,25 @@ impl Recorder {
         if let Err(e) = result {
             eprintln!("verify: internal error recording operation {id}: {e}");
         }
+    }
+
+    /// Keeps the error reply operation `id` got (the last one, if a
+    /// client tried more than once).
+    pub fn error_reply(&self, id: OpId, message: &str) {
+        self.0
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, message.to_string());
+    }
+
+    /// Every error reply so far, by operation id.
+    pub fn errors(&self) -> BTreeMap<OpId, String> {
+        self.0
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn count(&self, outcome: Outcome) {
@@ -207,5 +234,10 @@ mod tests {
         assert!(h.ops()[0].precedes(&h.ops()[1]) || h.ops()[0].complete == Some(h.ops()[1].invoke));
         assert_eq!(rec.stats().ok, 2);
         assert_eq!(rec.keys(), vec!["x".to_string()]);
+        rec.error_reply(read, "UNAVAILABLE needed 2, reached 1");
+        assert_eq!(
+            rec.errors().get(&read).map(String::as_str),
+            Some("UNAVAILABLE needed 2, reached 1")
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! | eventual, W+R>N | no acknowledged write lost | `check_lost_writes` |
 //! | eventual, any level | replicas converge after healing | `check_convergence` |
 //! | eventual register, W+R>N, no faults | read-your-writes, monotonic reads | `check_sessions` |
+//! | eventual, W+R>N, nemesis `join` or `leave` | no request refused with `UNAVAILABLE` while a node joins or leaves | `check_availability` |
 //! | `--claim linearizable` | linearizability (known-bad control) | `check_linearizable` |
 //!
 //! Saved histories are `fulcrum_check`'s JSON (`{"format": 1, "ops": …}`)
@@ -25,9 +26,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use fulcrum_check::{
-    check_convergence, check_counter, check_linearizable, check_lost_writes, check_sessions,
-    CheckKind, CounterMode, History, LinearizabilityOptions, Op, Outcome, Report, Value, Verdict,
-    VersionOrder,
+    check_availability, check_convergence, check_counter, check_linearizable, check_lost_writes,
+    check_sessions, error_kinds, CheckKind, CounterMode, History, LinearizabilityOptions, Op, OpId,
+    Outcome, Report, Value, Verdict, VersionOrder, Window,
 };
 use fulcrum_core::level::Level;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,12 @@ pub const EXIT_RUN_FAILED: u8 = 3;
 
 /// Prefix of the single-writer keys of the eventual register workload.
 pub const SESSION_KEY_PREFIX: &str = "session:";
+
+/// How long after a membership change ended (every member shows the new
+/// member set) the availability claim still holds: members may keep
+/// writing to the previous ring as well until they all read with the same
+/// one (at most 10 s).
+const RING_SETTLE_MS: u64 = 10_000;
 
 /// What a run was, as saved next to its history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +80,9 @@ pub struct RunMeta {
     /// any read.
     #[serde(default)]
     pub merkle: Option<MerkleProbe>,
+    /// The error reply of every operation that got one.
+    #[serde(default)]
+    pub errors: BTreeMap<OpId, String>,
 }
 
 /// Flags that override a saved run's settings when re-checking.
@@ -153,6 +163,14 @@ impl Claims {
                     true,
                     "replicas of an eventual keyspace converge after healing and repair",
                 );
+                if meta.nemesis.iter().any(|f| f.is_membership()) {
+                    let why = if strict {
+                        "W+R>N: no request is refused with UNAVAILABLE while a node joins or leaves, nor in the 10 s after (while every member adopts the new ring)"
+                    } else {
+                        "W+R<=N: not claimed (informational)"
+                    };
+                    claim(CheckKind::Availability, strict, why);
+                }
                 if workload == WorkloadKind::Register {
                     let quiet = nemesis::is_quiet(&meta.nemesis);
                     let why = match (strict, quiet) {
@@ -226,6 +244,9 @@ fn run_check(kind: CheckKind, history: &History, meta: &RunMeta) -> Report {
             ),
         },
         CheckKind::Session => session_check(history),
+        CheckKind::Availability => {
+            check_availability(history, &meta.errors, &membership_windows(meta))
+        }
         CheckKind::AntiEntropy => match &meta.merkle {
             Some(probe) => merkle_check(probe),
             None => Report::new(
@@ -235,6 +256,48 @@ fn run_check(kind: CheckKind, history: &History, meta: &RunMeta) -> Report {
             ),
         },
     }
+}
+
+/// The stretches of the run in which a node joined or left: from the
+/// change's start (`join` / `leave` event) to its end (`joined` / `left`)
+/// plus [`RING_SETTLE_MS`], cut short by the next fault (a partition or a
+/// kill may refuse requests legitimately) and by the end of the workload.
+/// A change that never ended lasts until the end of the workload. Times in
+/// nanoseconds since the start, as in the history.
+fn membership_windows(meta: &RunMeta) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let mut open: Option<(&str, u64)> = None;
+    let close = |windows: &mut Vec<Window>, label: &str, start: u64, end: u64| {
+        windows.push(Window {
+            label: label.to_string(),
+            start: start.saturating_mul(1_000_000),
+            end: end.min(meta.duration_ms).saturating_mul(1_000_000),
+        });
+    };
+    for (i, e) in meta.events.iter().enumerate() {
+        match e.fault.as_str() {
+            "join" | "leave" if open.is_none() => open = Some((e.fault.as_str(), e.at_ms)),
+            "joined" | "left" => {
+                if let Some((kind, start)) = open.take() {
+                    let next_fault = meta.events[i + 1..]
+                        .iter()
+                        .find(|n| {
+                            matches!(n.fault.as_str(), "partition" | "kill" | "pause" | "clock")
+                        })
+                        .map_or(u64::MAX, |n| n.at_ms);
+                    let end = (e.at_ms + RING_SETTLE_MS).min(next_fault);
+                    let label = if kind == "join" { "a join" } else { "a leave" };
+                    close(&mut windows, label, start, end);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((kind, start)) = open {
+        let label = if kind == "join" { "a join" } else { "a leave" };
+        close(&mut windows, label, start, meta.duration_ms);
+    }
+    windows
 }
 
 /// Merkle roots of each partition among its replicas (`check_convergence`
@@ -394,15 +457,18 @@ struct Counts {
     ok: usize,
     fail: usize,
     info: usize,
+    /// Error replies by kind (`UNAVAILABLE`, `TIMEOUT`, …).
+    errors: BTreeMap<String, usize>,
 }
 
-fn counts(history: &History) -> Counts {
+fn counts(history: &History, meta: &RunMeta) -> Counts {
     let of = |o: Outcome| history.ops().iter().filter(|op| op.outcome == o).count();
     Counts {
         operations: history.len(),
         ok: of(Outcome::Ok),
         fail: of(Outcome::Fail),
         info: of(Outcome::Info),
+        errors: error_kinds(meta.errors.values()),
     }
 }
 
@@ -414,10 +480,11 @@ pub fn print(history: &History, meta: &RunMeta, judged: &[Judged], json: bool) -
         EXIT_INVALID => "invalid",
         _ => "unknown",
     };
-    let c = counts(history);
+    let c = counts(history, meta);
     if json {
         let mut meta = meta.clone();
         meta.replicas = None;
+        meta.errors = BTreeMap::new();
         let doc = serde_json::json!({
             "verdict": verdict,
             "exit_code": code,
@@ -429,8 +496,12 @@ pub fn print(history: &History, meta: &RunMeta, judged: &[Judged], json: bool) -
         return code;
     }
     println!(
-        "history: {} operations ({} ok, {} fail, {} info)",
-        c.operations, c.ok, c.fail, c.info
+        "history: {} operations ({} ok, {} fail, {} info); error replies: {}",
+        c.operations,
+        c.ok,
+        c.fail,
+        c.info,
+        fulcrum_check::availability::describe_kinds(&c.errors)
     );
     println!("checks:");
     for j in judged {
@@ -514,6 +585,7 @@ pub fn recheck(path: &Path, overrides: &Overrides, json: bool) -> anyhow::Result
             events: Vec::new(),
             replicas: None,
             merkle: None,
+            errors: BTreeMap::new(),
         },
     };
     if let Some(w) = overrides.workload {
@@ -565,6 +637,7 @@ mod tests {
             events: Vec::new(),
             replicas: None,
             merkle: None,
+            errors: BTreeMap::new(),
         }
     }
 
@@ -612,6 +685,63 @@ mod tests {
                 CheckKind::Convergence
             ]
         );
+    }
+
+    fn event(at_ms: u64, fault: &str) -> Event {
+        Event {
+            at_ms,
+            fault: fault.to_string(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn membership_changes_claim_availability_in_their_windows_only() {
+        let mut m = meta(ModeArg::Eventual, WorkloadKind::Register);
+        m.nemesis = vec![Fault::Kill, Fault::Join, Fault::Leave];
+        m.duration_ms = 60_000;
+        assert!(enforced(&Claims::for_run(&m)).contains(&CheckKind::Availability));
+        m.events = vec![
+            event(3_000, "join"),
+            event(4_000, "join"),
+            event(9_000, "joined"),
+            event(11_000, "leave"),
+            event(16_000, "left"),
+            event(20_000, "kill"),
+            event(23_000, "heal"),
+        ];
+        let windows = membership_windows(&m);
+        let ms = |w: &Window| (w.start / 1_000_000, w.end / 1_000_000);
+        // The join's window runs 10 s past its end; the leave's is cut
+        // short by the kill.
+        assert_eq!(
+            windows.iter().map(ms).collect::<Vec<_>>(),
+            vec![(3_000, 19_000), (11_000, 20_000)]
+        );
+        let history = History::builder()
+            .fail(1, "reg:0", Op::Write(1), 12_000_000_000, 12_100_000_000)
+            .fail(2, "reg:0", Op::Write(2), 21_000_000_000, 21_100_000_000)
+            .build()
+            .expect("history");
+        m.errors = BTreeMap::from([
+            (
+                0,
+                "UNAVAILABLE not enough replicas: needed 2, reached 1".to_string(),
+            ),
+            (
+                1,
+                "UNAVAILABLE not enough replicas: needed 2, reached 1".to_string(),
+            ),
+        ]);
+        let report = run_check(CheckKind::Availability, &history, &m);
+        assert_eq!(report.verdict, Verdict::Invalid, "{report}");
+        assert_eq!(
+            report.counterexample.expect("refused").ops()[0].id,
+            0,
+            "only the write during the leave counts"
+        );
+        m.levels = Some(("ONE".into(), "ONE".into()));
+        assert!(!enforced(&Claims::for_run(&m)).contains(&CheckKind::Availability));
     }
 
     #[test]

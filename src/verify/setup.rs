@@ -42,7 +42,7 @@ pub async fn create_keyspace(
     let deadline = started + Duration::from_secs(60);
     loop {
         let mut missing = None;
-        for i in 0..cluster.len() {
+        for i in cluster.members() {
             let known = cluster
                 .status(i)
                 .await

@@ -4,7 +4,9 @@
 //! Every client runs one operation at a time against a node picked at
 //! random per operation (so requests cross coordinators and, on strong
 //! keyspaces, the forwarding path), with a fresh connection after any
-//! transport error. Values are unique integers across the run, written as
+//! transport error. Clients follow membership through [`Targets`]: a node
+//! that joined during the run is picked once it is up everywhere, one that
+//! left is no longer picked (its connections are dropped). Values are unique integers across the run, written as
 //! decimal text; a reply that does not parse reads as a value never written.
 //!
 //! * **register** (`reg:<k>`): GET → `Read`, SET → `Write`; on strong
@@ -28,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,10 +73,39 @@ pub struct Plan {
     pub clients: u32,
     /// Eventual keyspaces: the clients' (read, write) levels.
     pub levels: Option<(Level, Level)>,
-    /// Every node's RESP address.
+    /// Every node's RESP address (a node held back to join later included).
     pub nodes: Vec<SocketAddr>,
+    /// Which of `nodes` the clients send to now.
+    pub targets: Targets,
     /// Whether register clients also use their own single-writer key.
     pub session_keys: bool,
+}
+
+/// The nodes clients send to, shared with the nemesis, which changes it
+/// when a node joins or leaves.
+#[derive(Debug, Clone)]
+pub struct Targets(Arc<Vec<AtomicBool>>);
+
+impl Targets {
+    /// `len` nodes; node `i` is a target if `on(i)`.
+    pub fn new(len: usize, on: impl Fn(usize) -> bool) -> Targets {
+        Targets(Arc::new((0..len).map(|i| AtomicBool::new(on(i))).collect()))
+    }
+
+    pub fn set(&self, i: usize, on: bool) {
+        if let Some(flag) = self.0.get(i) {
+            flag.store(on, Ordering::SeqCst);
+        }
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        self.0.get(i).is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// The current targets, in node order.
+    pub fn active(&self) -> Vec<usize> {
+        (0..self.0.len()).filter(|&i| self.contains(i)).collect()
+    }
 }
 
 /// Opens a connection to `addr` for `keyspace` at the given levels.
@@ -174,7 +206,17 @@ struct Worker {
 impl Worker {
     async fn run(mut self, deadline: Instant) {
         while Instant::now() < deadline {
-            let node = self.rng.random_range(0..self.plan.nodes.len());
+            let targets = self.plan.targets.active();
+            for (i, conn) in self.conns.iter_mut().enumerate() {
+                if conn.is_some() && !targets.contains(&i) {
+                    *conn = None;
+                }
+            }
+            if targets.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let node = targets[self.rng.random_range(0..targets.len())];
             if self.conns[node].is_none() {
                 match connect(self.plan.nodes[node], &self.plan.keyspace, self.plan.levels).await {
                     Ok(c) => self.conns[node] = Some(c),
@@ -251,6 +293,10 @@ impl Worker {
                 self.recorder
                     .complete_read(id, Outcome::Ok, Op::Read(Some(v)));
             }
+            Wire::Reply(Frame::Error(msg)) => {
+                self.recorder.error_reply(id, &msg);
+                self.recorder.complete(id, Outcome::Fail);
+            }
             _ => self.recorder.complete(id, Outcome::Fail),
         }
     }
@@ -273,7 +319,10 @@ impl Worker {
                 Outcome::Ok
             }
             Wire::Reply(Frame::Null) => Outcome::Fail,
-            Wire::Reply(Frame::Error(msg)) => write_error_outcome(&msg),
+            Wire::Reply(Frame::Error(msg)) => {
+                self.recorder.error_reply(id, &msg);
+                write_error_outcome(&msg)
+            }
             Wire::Reply(_) | Wire::Lost => Outcome::Info,
         };
         self.recorder.complete(id, outcome);
@@ -286,7 +335,10 @@ impl Worker {
             let id = self.recorder.invoke(self.id, &key, Op::Add(1));
             let outcome = match self.send(node, &["INCR", &key]).await {
                 Wire::Reply(Frame::Integer(_)) => Outcome::Ok,
-                Wire::Reply(Frame::Error(msg)) => write_error_outcome(&msg),
+                Wire::Reply(Frame::Error(msg)) => {
+                    self.recorder.error_reply(id, &msg);
+                    write_error_outcome(&msg)
+                }
                 Wire::Reply(_) | Wire::Lost => Outcome::Info,
             };
             self.recorder.complete(id, outcome);
@@ -303,6 +355,10 @@ impl Worker {
                         .complete_read(id, Outcome::Ok, Op::ReadCounter(n)),
                     None => self.recorder.complete(id, Outcome::Fail),
                 },
+                Wire::Reply(Frame::Error(msg)) => {
+                    self.recorder.error_reply(id, &msg);
+                    self.recorder.complete(id, Outcome::Fail);
+                }
                 _ => self.recorder.complete(id, Outcome::Fail),
             }
         }
@@ -325,6 +381,10 @@ impl Worker {
             let id = self.recorder.invoke(self.id, &key, Op::ReadSet(vec![]));
             let command = if self.plan.strong { "GET" } else { "VGET" };
             match self.send(node, &[command, &key]).await {
+                Wire::Reply(Frame::Error(msg)) => {
+                    self.recorder.error_reply(id, &msg);
+                    self.recorder.complete(id, Outcome::Fail);
+                }
                 Wire::Reply(frame) => match set_elements(&frame) {
                     Some(vs) => self
                         .recorder
@@ -344,6 +404,11 @@ impl Worker {
             let current = match self.send(node, &["GET", key]).await {
                 Wire::Reply(Frame::Null) => None,
                 Wire::Reply(Frame::Bulk(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+                Wire::Reply(Frame::Error(msg)) => {
+                    // Nothing was written yet: the add surely did not happen.
+                    self.recorder.error_reply(id, &msg);
+                    break;
+                }
                 // Nothing was written yet: the add surely did not happen.
                 _ => break,
             };
@@ -358,7 +423,10 @@ impl Worker {
                 Wire::Reply(Frame::Simple(s)) if s == "OK" => Outcome::Ok,
                 // The comparison failed: nothing written; try again.
                 Wire::Reply(Frame::Null) => continue,
-                Wire::Reply(Frame::Error(msg)) => write_error_outcome(&msg),
+                Wire::Reply(Frame::Error(msg)) => {
+                    self.recorder.error_reply(id, &msg);
+                    write_error_outcome(&msg)
+                }
                 Wire::Reply(_) | Wire::Lost => Outcome::Info,
             };
             break;

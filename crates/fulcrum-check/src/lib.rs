@@ -42,6 +42,9 @@
 //!   using store-reported versions or value order ([`VersionOrder`]).
 //! * [`check_convergence`] — replicas' final states are equal; the differing
 //!   keys are listed.
+//! * [`check_availability`] — no request overlapping a given window (a
+//!   node joining or leaving) was refused with `UNAVAILABLE`; other error
+//!   replies are counted by kind.
 //!
 //! Each module's docs state its claim precisely and its assumptions.
 //!
@@ -86,6 +89,7 @@
 //! println!("{report}");
 //! ```
 
+pub mod availability;
 pub mod builder;
 mod clusters;
 pub mod convergence;
@@ -102,6 +106,7 @@ pub mod session;
 mod shrink;
 mod wgl;
 
+pub use availability::{check_availability, error_kind, error_kinds, Window};
 pub use builder::HistoryBuilder;
 pub use convergence::check_convergence;
 pub use counter::{check_counter, CounterMode};

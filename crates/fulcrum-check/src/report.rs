@@ -54,6 +54,9 @@ pub enum CheckKind {
     /// Replicas' Merkle roots agree without reads (anti-entropy and hinted
     /// handoff; judged with [`crate::check_convergence`] over partitions).
     AntiEntropy,
+    /// No request refused with `UNAVAILABLE` while the cluster changed
+    /// shape ([`crate::check_availability`]).
+    Availability,
 }
 
 impl fmt::Display for CheckKind {
@@ -65,6 +68,7 @@ impl fmt::Display for CheckKind {
             CheckKind::Session => "session guarantees",
             CheckKind::Convergence => "convergence",
             CheckKind::AntiEntropy => "anti-entropy",
+            CheckKind::Availability => "availability",
         })
     }
 }

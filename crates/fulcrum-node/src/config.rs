@@ -31,6 +31,11 @@ pub struct NodeConfig {
     /// The peer address other members should dial, when it differs from
     /// `peer-addr` (NAT, containers, or a fault-injecting proxy in tests).
     pub peer_advertise_addr: Option<String>,
+    /// The UDP address other members send gossip to, when it differs from
+    /// the default (the peer port, on the IP the peer advertise address
+    /// resolves to if `peer-addr` is unspecified): a fault-injecting proxy
+    /// in tests, or NAT.
+    pub gossip_advertise_addr: Option<SocketAddr>,
     /// Peer addresses of members to join; empty starts a new cluster.
     pub seeds: Vec<String>,
     /// Placement domains: replicas of a key spread over distinct DCs/racks.
@@ -80,6 +85,7 @@ impl Default for NodeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7380)),
             peer_addr: SocketAddr::from(([127, 0, 0, 1], 7381)),
             peer_advertise_addr: None,
+            gossip_advertise_addr: None,
             seeds: Vec::new(),
             dc: "dc1".to_string(),
             rack: "r1".to_string(),
@@ -125,6 +131,7 @@ pub struct ConfigOverrides {
     pub http_addr: Option<SocketAddr>,
     pub peer_addr: Option<SocketAddr>,
     pub peer_advertise_addr: Option<String>,
+    pub gossip_advertise_addr: Option<SocketAddr>,
     pub seeds: Option<Vec<String>>,
     pub dc: Option<String>,
     pub rack: Option<String>,
@@ -199,6 +206,9 @@ impl NodeConfig {
         set(&mut self.peer_addr, o.peer_addr);
         if o.peer_advertise_addr.is_some() {
             self.peer_advertise_addr = o.peer_advertise_addr;
+        }
+        if o.gossip_advertise_addr.is_some() {
+            self.gossip_advertise_addr = o.gossip_advertise_addr;
         }
         set(&mut self.seeds, o.seeds);
         set(&mut self.dc, o.dc);
@@ -329,6 +339,30 @@ mod tests {
         });
         assert_eq!(cfg.node_id, "flag");
         assert_eq!(cfg.dc, "east");
+    }
+
+    #[test]
+    fn gossip_advertise_address_comes_from_the_file_or_a_flag() {
+        let mut cfg = NodeConfig::from_toml(
+            "gossip-advertise-addr = \"10.0.0.5:7381\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.gossip_advertise_addr,
+            Some(([10, 0, 0, 5], 7381).into())
+        );
+        cfg.apply(ConfigOverrides {
+            gossip_advertise_addr: Some(([127, 0, 0, 1], 9000).into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            cfg.gossip_advertise_addr,
+            Some(([127, 0, 0, 1], 9000).into())
+        );
+        assert!(
+            NodeConfig::from_toml("gossip-advertise-addr = \"host\"\n", Path::new("x")).is_err()
+        );
     }
 
     #[test]

@@ -133,7 +133,11 @@ impl Node {
             gossip_addr: if crate::netio::in_simulation() {
                 String::new()
             } else {
-                crate::gossip::gossip_addr(peer_addr, config.peer_advertise_addr.as_deref())
+                config
+                    .gossip_advertise_addr
+                    .unwrap_or_else(|| {
+                        crate::gossip::gossip_addr(peer_addr, config.peer_advertise_addr.as_deref())
+                    })
                     .to_string()
             },
         };
