@@ -14,6 +14,10 @@ use crate::gossip::{Gossip, Liveness, NodeView};
 use crate::net::{CallError, Member, MemberRecord, MemberState, PeerRequest, PeerResponse};
 use crate::schema::SchemaEntry;
 
+/// Unanswered pings in a row after which a silent peer link counts as
+/// down (a refused connection counts at once).
+pub const LINK_MISSES: u32 = 2;
+
 impl Cluster {
     /// This node's gossip keys (see `gossip.rs`).
     fn my_keys(&self) -> Vec<(String, String)> {
@@ -154,14 +158,18 @@ impl Cluster {
         Some(Instant::now().duration_since(at).as_millis() as u64)
     }
 
-    /// Pings every other member every `every`: a link that does not answer
-    /// (or answers for another node) is down until it answers again.
+    /// Pings every other member every `every`: a link that refuses the
+    /// call or answers for another node is down at once; a link that stays
+    /// silent is down after [`LINK_MISSES`] pings in a row went unanswered
+    /// (one slow answer on a loaded host is not a failure). Down lasts until
+    /// it answers again.
     pub async fn run_prober(
         self: Arc<Self>,
         every: Duration,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut ticker = crate::ticker::Ticker::new(every, shutdown);
+        let mut silent: std::collections::HashMap<String, u32> = Default::default();
         while ticker.next().await {
             let others: Vec<Member> = self
                 .members()
@@ -180,20 +188,30 @@ impl Cluster {
                         every.max(Duration::from_millis(500)),
                     )
                     .await;
-                if matches!(answer, Err(CallError::Timeout { .. })) {
+                let timed_out = matches!(answer, Err(CallError::Timeout { .. }));
+                if timed_out {
                     // A silent link may be black-holed: dial afresh next time.
                     this.pool.reset(&m.peer_addr);
                 }
                 let ok =
                     matches!(answer, Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id);
-                (m.node_id.clone(), ok)
+                (m.node_id.clone(), ok, timed_out)
             });
-            for (node, ok) in futures::future::join_all(probes).await {
+            for (node, ok, timed_out) in futures::future::join_all(probes).await {
+                let misses = if ok || !timed_out {
+                    silent.remove(&node);
+                    0
+                } else {
+                    let n = silent.entry(node.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let failed = !ok && (!timed_out || misses >= LINK_MISSES);
                 let was_down = self.link_down.read().contains(&node);
                 if ok && was_down {
                     self.link_down.write().remove(&node);
                     tracing::info!(%node, "peer link is up");
-                } else if !ok && !was_down {
+                } else if failed && !was_down {
                     self.link_down.write().insert(node.clone());
                     tracing::warn!(%node, "peer link is down");
                 }
