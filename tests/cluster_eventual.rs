@@ -16,8 +16,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::cluster::*;
 use common::*;
 use fulcrum_client::{Client, Frame};
 
@@ -25,172 +26,35 @@ use fulcrum_client::{Client, Frame};
 /// repair) may take before a test fails.
 const CONVERGE: Duration = Duration::from_secs(20);
 
-// ---------------------------------------------------------------------
-// A three-node cluster.
-// ---------------------------------------------------------------------
+/// Waiting for convergence: up to [`CONVERGE`], looking every 50 ms.
+const WAIT: Wait = Wait {
+    within: CONVERGE,
+    every: Duration::from_millis(50),
+};
 
-const IDS: [&str; 3] = ["n1", "n2", "n3"];
-
-struct Cluster {
-    /// `nodes[0]` is n1 (the seed), `nodes[1]` n2, `nodes[2]` n3.
-    nodes: Vec<Node>,
-}
+// ---------------------------------------------------------------------
+// A three-node cluster (tests/common/cluster.rs), every node with
+// `--allow-faults`.
+// ---------------------------------------------------------------------
 
 impl Cluster {
-    /// Starts n1, waits until it answers PING, then starts n2 and n3 with
-    /// n1 as their seed (a joining node serves RESP only once it joined),
-    /// and waits until every node sees all three members up.
+    /// Starts n1..n3 and waits until every node sees all three up.
     async fn start() -> Cluster {
         Cluster::start_with(&[]).await
     }
 
     /// As [`Cluster::start`], with `extra` flags on every node.
     async fn start_with(extra: &[&str]) -> Cluster {
-        let first = Node::builder()
-            .args(["--node-id", IDS[0], "--allow-faults"])
-            .args(extra.iter().copied())
-            .start()
-            .await;
-        let seed = first.peer.to_string();
-        let mut nodes = vec![first];
-        for id in &IDS[1..] {
-            let node = Node::builder()
-                .args(["--node-id", id, "--seeds", seed.as_str(), "--allow-faults"])
-                .args(extra.iter().copied())
-                .start()
-                .await;
-            nodes.push(node);
-        }
-        let cluster = Cluster { nodes };
-        for observer in 1..=3 {
-            cluster.wait_all_up(observer).await;
-        }
-        cluster
+        let mut flags = vec!["--allow-faults"];
+        flags.extend_from_slice(extra);
+        Cluster::start_three(&flags, WAIT).await
     }
-
-    /// Node `n` (1-based, as in the node ids).
-    fn node(&self, n: usize) -> &Node {
-        &self.nodes[n - 1]
-    }
-
-    /// A client of node `n` using keyspace `ks`.
-    async fn client(&self, n: usize, ks: &str) -> Client {
-        let mut c = self.node(n).client().await;
-        assert_eq!(cmd(&mut c, &["USE", ks]).await, ok(), "USE {ks} on n{n}");
-        c
-    }
-
-    /// One client per node, all using `ks`.
-    async fn clients(&self, ks: &str) -> [Client; 3] {
-        [
-            self.client(1, ks).await,
-            self.client(2, ks).await,
-            self.client(3, ks).await,
-        ]
-    }
-
-    /// Polls node `observer`'s `/status` until it lists n1..n3, all up,
-    /// at the addresses the nodes run on now.
-    async fn wait_all_up(&self, observer: usize) {
-        let expected: BTreeMap<String, Member> = self
-            .nodes
-            .iter()
-            .zip(IDS)
-            .map(|(node, id)| {
-                (
-                    id.to_string(),
-                    Member {
-                        state: "up".into(),
-                        peer_addr: node.peer.to_string(),
-                        resp_addr: node.resp.to_string(),
-                    },
-                )
-            })
-            .collect();
-        let node = self.node(observer);
-        eventually(
-            &format!("n{observer} sees n1..n3 up at their current addresses"),
-            async || {
-                let seen = members(node).await;
-                if seen == expected {
-                    Ok(())
-                } else {
-                    Err(format!("{seen:?}"))
-                }
-            },
-        )
-        .await;
-    }
-
-    /// Polls node `observer`'s `/status` until `member` has `state`.
-    async fn wait_state(&self, observer: usize, member: &str, state: &str) {
-        let node = self.node(observer);
-        eventually(&format!("n{observer} sees {member} {state}"), async || {
-            let seen = members(node).await;
-            match seen.get(member) {
-                Some(m) if m.state == state => Ok(()),
-                _ => Err(format!("{seen:?}")),
-            }
-        })
-        .await;
-    }
-}
-
-/// One member as a node's `/status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Member {
-    state: String,
-    peer_addr: String,
-    resp_addr: String,
-}
-
-/// The members of `node`'s `/status`, by node id.
-async fn members(node: &Node) -> BTreeMap<String, Member> {
-    let status = status_json(node).await;
-    let list = status["members"]
-        .as_array()
-        .unwrap_or_else(|| panic!("/status has no members array: {status}"));
-    let field = |m: &serde_json::Value, name: &str| -> String {
-        m[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("member without {name}: {m}"))
-            .to_string()
-    };
-    let mut out = BTreeMap::new();
-    for m in list {
-        let prev = out.insert(
-            field(m, "node_id"),
-            Member {
-                state: field(m, "state"),
-                peer_addr: field(m, "peer_addr"),
-                resp_addr: field(m, "resp_addr"),
-            },
-        );
-        assert!(prev.is_none(), "member listed twice in {status}");
-    }
-    out
-}
-
-async fn status_json(node: &Node) -> serde_json::Value {
-    let r = node.http_get("/status").await;
-    assert_eq!(r.status, 200, "/status answered {}: {}", r.status, r.body);
-    serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {}", r.body))
 }
 
 /// Runs `probe` until it answers `Ok`, every 50 ms, for at most
 /// [`CONVERGE`]; then fails with `what` and the last `Err`.
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("{what}: not reached within {CONVERGE:?}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+async fn eventually<T>(what: &str, probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    WAIT.until(what, probe).await
 }
 
 // ---------------------------------------------------------------------
@@ -608,9 +472,7 @@ async fn restarted_node_is_repaired_by_reads() {
 
     // Back on the same data directory (and new ports): it rejoins.
     cluster.nodes[2].restart().await;
-    for observer in 1..=3 {
-        cluster.wait_all_up(observer).await;
-    }
+    cluster.wait_all_up().await;
     let mut c3 = cluster.client(3, "rp").await;
     level(&mut c3, "READ", "ONE").await;
     // At ONE, n3 answers from its own replica: old or new (a few keys

@@ -10,9 +10,13 @@
 //! * [`run`]: run the binary with arguments to completion (CLI tests), with
 //!   a deadline.
 //! * Frame helpers for concise assertions.
+//! * [`cluster`]: several nodes joined into one cluster, and polling their
+//!   `/status` until membership converges.
 //!
 //! Each test file uses a subset of this module.
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
