@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
 use fulcrum_client::{Client, Frame};
 use rand::seq::SliceRandom;
@@ -26,34 +27,23 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// so a slow reply is the server's verdict rather than a client timeout.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
-// ---------------------------------------------------------------------
-// A three-node cluster (as in tests/cluster_eventual.rs).
-// ---------------------------------------------------------------------
+/// Waiting for convergence: up to [`CONVERGE`], looking every 50 ms.
+const WAIT: Wait = Wait {
+    within: CONVERGE,
+    every: Duration::from_millis(50),
+};
 
-const IDS: [&str; 3] = ["n1", "n2", "n3"];
-
-struct Cluster {
-    /// `nodes[0]` is n1 (the seed), `nodes[1]` n2, `nodes[2]` n3.
-    nodes: Vec<Node>,
-}
+// ---------------------------------------------------------------------
+// A three-node cluster (tests/common/cluster.rs).
+// ---------------------------------------------------------------------
 
 impl Cluster {
-    /// Starts n1, then n2 and n3 with n1 as their seed, and waits until
-    /// every node sees all three members up.
+    /// Starts n1..n3 and waits until every node sees all three up; its
+    /// clients time out after [`CLIENT_TIMEOUT`].
     async fn start() -> Cluster {
-        let first = Node::builder().args(["--node-id", IDS[0]]).start().await;
-        let seed = first.peer.to_string();
-        let mut nodes = vec![first];
-        for id in &IDS[1..] {
-            let node = Node::builder()
-                .args(["--node-id", id, "--seeds", seed.as_str()])
-                .start()
-                .await;
-            nodes.push(node);
-        }
-        let cluster = Cluster { nodes };
-        cluster.wait_all_up().await;
-        cluster
+        Cluster::start_three(&[], WAIT)
+            .await
+            .with_client_timeout(CLIENT_TIMEOUT)
     }
 
     /// A cluster with strong keyspace `ks` created (through n1).
@@ -68,96 +58,16 @@ impl Cluster {
         cluster
     }
 
-    /// Node `n` (1-based, as in the node ids).
-    fn node(&self, n: usize) -> &Node {
-        &self.nodes[n - 1]
-    }
-
-    /// A client of node `n` using keyspace `ks`.
-    async fn client(&self, n: usize, ks: &str) -> Client {
-        let mut c = self.node(n).client().await;
-        c.set_timeout(Some(CLIENT_TIMEOUT));
-        assert_eq!(cmd(&mut c, &["USE", ks]).await, ok(), "USE {ks} on n{n}");
-        c
-    }
-
     /// The nodes' RESP addresses, n1 first.
     fn resp_addrs(&self) -> Vec<SocketAddr> {
         self.nodes.iter().map(|n| n.resp).collect()
     }
-
-    /// Waits until every node lists n1..n3 up at their current addresses.
-    async fn wait_all_up(&self) {
-        let expected: BTreeMap<String, (String, String, String)> = self
-            .nodes
-            .iter()
-            .zip(IDS)
-            .map(|(node, id)| {
-                (
-                    id.to_string(),
-                    ("up".into(), node.peer.to_string(), node.resp.to_string()),
-                )
-            })
-            .collect();
-        for (i, node) in self.nodes.iter().enumerate() {
-            eventually(
-                &format!("n{} sees n1..n3 up at their current addresses", i + 1),
-                async || {
-                    let seen = members(node).await;
-                    if seen == expected {
-                        Ok(())
-                    } else {
-                        Err(format!("{seen:?}"))
-                    }
-                },
-            )
-            .await;
-        }
-    }
-}
-
-/// The members of `node`'s `/status`: node id → (state, peer, resp).
-async fn members(node: &Node) -> BTreeMap<String, (String, String, String)> {
-    let r = node.http_get("/status").await;
-    assert_eq!(r.status, 200, "/status answered {}: {}", r.status, r.body);
-    let status: serde_json::Value = serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {}", r.body));
-    let list = status["members"]
-        .as_array()
-        .unwrap_or_else(|| panic!("/status has no members array: {status}"));
-    let field = |m: &serde_json::Value, name: &str| -> String {
-        m[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("member without {name}: {m}"))
-            .to_string()
-    };
-    list.iter()
-        .map(|m| {
-            (
-                field(m, "node_id"),
-                (
-                    field(m, "state"),
-                    field(m, "peer_addr"),
-                    field(m, "resp_addr"),
-                ),
-            )
-        })
-        .collect()
 }
 
 /// Runs `probe` until it answers `Ok`, every 50 ms, for at most
 /// [`CONVERGE`]; then fails with `what` and the last `Err`.
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("{what}: not reached within {CONVERGE:?}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+async fn eventually<T>(what: &str, probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    WAIT.until(what, probe).await
 }
 
 /// A connection to `addr` using keyspace `ks`, or why not.
