@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
 use fulcrum_client::{Client, Frame};
 use fulcrum_core::ring::{Ring, RingNode};
@@ -25,97 +26,22 @@ const CONVERGE: Duration = Duration::from_secs(40);
 /// No anti-entropy during a test: only streaming moves data.
 const NO_AAE: [&str; 2] = ["--aae-interval-ms", "3600000"];
 
+/// Waiting for convergence: up to [`CONVERGE`], looking every 100 ms.
+const WAIT: Wait = Wait {
+    within: CONVERGE,
+    every: Duration::from_millis(100),
+};
+
 /// Runs `probe` until it answers `Ok`, every 100 ms, for at most
 /// [`CONVERGE`]; then fails with `what` and the last `Err`.
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("{what}: not reached within {CONVERGE:?}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-async fn status_json(node: &Node) -> serde_json::Value {
-    let r = node.http_get("/status").await;
-    assert_eq!(r.status, 200, "/status answered {}: {}", r.status, r.body);
-    serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {}", r.body))
-}
-
-/// node id → (state, last_heard_ms) as `node`'s `/status` lists them.
-async fn members(node: &Node) -> BTreeMap<String, (String, Option<u64>)> {
-    let status = status_json(node).await;
-    status["members"]
-        .as_array()
-        .unwrap_or_else(|| panic!("/status has no members array: {status}"))
-        .iter()
-        .map(|m| {
-            (
-                m["node_id"].as_str().expect("node_id").to_string(),
-                (
-                    m["state"].as_str().expect("state").to_string(),
-                    m["last_heard_ms"].as_u64(),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// Polls `observer` until its members are exactly `ids`, all up.
-async fn wait_members_up(observer: &Node, ids: &[&str]) {
-    eventually(&format!("{ids:?} all up"), async || {
-        let seen = members(observer).await;
-        let ok = seen.len() == ids.len()
-            && ids
-                .iter()
-                .all(|id| seen.get(*id).is_some_and(|(s, _)| s == "up"));
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("{seen:?}"))
-        }
-    })
-    .await;
+async fn eventually<T>(what: &str, probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    WAIT.until(what, probe).await
 }
 
 /// Polls `observer` until it shows `member` in `state`.
 async fn wait_state(observer: &Node, member: &str, state: &str) {
-    eventually(&format!("{member} {state}"), async || {
-        let seen = members(observer).await;
-        match seen.get(member) {
-            Some((s, _)) if s == state => Ok(()),
-            _ => Err(format!("{seen:?}")),
-        }
-    })
-    .await;
-}
-
-/// Polls `observer` until its rings settled: no node on its way in or out,
-/// no older ring that writes must still reach.
-async fn wait_ring_settled(observer: &Node) {
-    eventually("ring settled", async || {
-        let ring = status_json(observer).await["ring"].clone();
-        if ring["pending"].is_null() && ring["previous"] == 0 {
-            Ok(())
-        } else {
-            Err(format!("{ring}"))
-        }
-    })
-    .await;
-}
-
-/// Starts a node `id` joining through `seed` (none: a new cluster).
-async fn start_node(id: &str, seed: Option<&Node>, extra: &[&str]) -> Node {
-    let mut b = Node::builder().args(["--node-id", id]);
-    if let Some(s) = seed {
-        b = b.args(["--seeds", s.peer.to_string().as_str()]);
-    }
-    b.args(extra.iter().copied()).start().await
+    let what = format!("{member} {state}");
+    wait_member_state(WAIT, &what, observer, member, state).await;
 }
 
 /// n1 .. n`count`, each joining through n1, all up everywhere.
@@ -129,10 +55,10 @@ async fn start_cluster(count: usize, extra: &[&str]) -> Vec<Node> {
     let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     for n in &nodes {
-        wait_members_up(n, &refs).await;
+        wait_members_up(WAIT, n, &refs).await;
     }
     for n in &nodes {
-        wait_ring_settled(n).await;
+        wait_ring_settled(WAIT, n).await;
     }
     nodes
 }
@@ -174,31 +100,31 @@ fn replicas_of(ids: &[&str], key: &str) -> Vec<String> {
 async fn killed_node_is_seen_down_by_the_others() {
     let mut nodes = start_cluster(3, &[]).await;
     // Every live member was heard from recently enough to have a time.
-    let seen = members(&nodes[0]).await;
+    let heard = last_heard(&nodes[0]).await;
     for id in ["n1", "n2", "n3"] {
         assert!(
-            seen[id].1.is_some(),
-            "n1 reports when it last heard {id}: {seen:?}"
+            heard[id].is_some(),
+            "n1 reports when it last heard {id}: {heard:?}"
         );
     }
-    assert_eq!(seen["n1"].1, Some(0), "a node hears itself now");
+    assert_eq!(heard["n1"], Some(0), "a node hears itself now");
 
     nodes[2].kill9();
     wait_state(&nodes[0], "n3", "down").await;
     wait_state(&nodes[1], "n3", "down").await;
     // The others stay up, and the silence since n3 was heard grows.
-    let before = members(&nodes[0]).await["n3"].1.expect("n3 was heard once");
+    let before = last_heard(&nodes[0]).await["n3"].expect("n3 was heard once");
     eventually("n3's silence grows", async || {
-        let now = members(&nodes[0]).await;
-        match now["n3"].1 {
+        let now = last_heard(&nodes[0]).await;
+        match now["n3"] {
             Some(ms) if ms > before => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })
     .await;
     let seen = members(&nodes[1]).await;
-    assert_eq!(seen["n1"].0, "up", "{seen:?}");
-    assert_eq!(seen["n2"].0, "up", "{seen:?}");
+    assert_eq!(seen["n1"].state, "up", "{seen:?}");
+    assert_eq!(seen["n2"].state, "up", "{seen:?}");
 }
 
 #[tokio::test]
@@ -208,7 +134,7 @@ async fn third_node_joining_through_the_second_converges_on_one_member_list() {
     // n3 knows only n2; n1 learns of n3 through gossip.
     let n3 = start_node("n3", Some(&n2), &[]).await;
     for n in [&n1, &n2, &n3] {
-        wait_members_up(n, &["n1", "n2", "n3"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3"]).await;
     }
     // And each lists the same addresses for everyone.
     let addrs = |s: serde_json::Value| -> Vec<(String, String)> {
@@ -279,7 +205,7 @@ async fn node_down_during_keyspace_create_learns_it_after_restart() {
     })
     .await;
     // And serves it once it hears the others again.
-    wait_members_up(n3, &["n1", "n2", "n3"]).await;
+    wait_members_up(WAIT, n3, &["n1", "n2", "n3"]).await;
     let mut c3 = n3.client().await;
     ok_cmd(&mut c3, &["USE", "late"]).await;
     assert_eq!(cmd(&mut c3, &["GET", "k"]).await, bulk("v"));
@@ -366,7 +292,7 @@ async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes(
 
     let n4 = start_node("n4", Some(&nodes[1]), &NO_AAE).await;
     for n in nodes.iter().chain([&n4]) {
-        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3", "n4"]).await;
     }
     // Keep writing a little on the new ring.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -509,7 +435,7 @@ async fn leaving_node_streams_its_data_away_and_stops() {
     let rest = [&nodes[0], &nodes[2], &nodes[3]];
     wait_full_copies(&rest, "lv", KEYS as i64).await;
     for n in rest {
-        wait_members_up(n, &["n1", "n3", "n4"]).await;
+        wait_members_up(WAIT, n, &["n1", "n3", "n4"]).await;
     }
     let mut c = nodes[2].client().await;
     ok_cmd(&mut c, &["USE", "lv"]).await;
@@ -538,7 +464,7 @@ async fn removed_dead_node_is_rereplicated_by_the_survivors() {
 
     let rest = [&nodes[0], &nodes[1], &nodes[2]];
     for n in rest {
-        wait_members_up(n, &["n1", "n2", "n3"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3"]).await;
     }
     wait_full_copies(&rest, "rm", KEYS as i64).await;
 }
@@ -554,7 +480,7 @@ async fn old_replicas_drop_the_partitions_a_joined_node_took_over() {
     let n4 = start_node("n4", Some(&nodes[0]), &NO_AAE).await;
     let all = [&nodes[0], &nodes[1], &nodes[2], &n4];
     for n in all {
-        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3", "n4"]).await;
     }
     // Each node ends up holding exactly the keys it replicates.
     let ids = ["n1", "n2", "n3", "n4"];
@@ -603,8 +529,8 @@ async fn removed_node_restarted_on_its_old_data_joins_again_and_catches_up() {
     let mut c = nodes[0].client().await;
     ok_cmd(&mut c, &["CLUSTER", "REMOVE", "n4"]).await;
     for n in &nodes[..3] {
-        wait_members_up(n, &["n1", "n2", "n3"]).await;
-        wait_ring_settled(n).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3"]).await;
+        wait_ring_settled(WAIT, n).await;
     }
     // Writes n4 misses: new values for every key.
     ok_cmd(&mut c, &["USE", "rj"]).await;
@@ -617,7 +543,7 @@ async fn removed_node_restarted_on_its_old_data_joins_again_and_catches_up() {
     // through a join that pulls what it missed.
     nodes[3].restart().await;
     for n in &nodes {
-        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3", "n4"]).await;
     }
     let log = nodes[3].stderr_text();
     assert!(
@@ -679,11 +605,11 @@ async fn node_killed_while_joining_finishes_its_join_after_restart() {
     // Kill it somewhere in its join (the settle time is 3 s; streaming
     // then takes several seconds at 1 MiB/s).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let still_joining = members(&nodes[0]).await["n4"].0 == "joining";
+    let still_joining = members(&nodes[0]).await["n4"].state == "joining";
     n4.kill9();
     n4.restart().await;
     for n in nodes.iter().chain([&n4]) {
-        wait_members_up(n, &["n1", "n2", "n3", "n4"]).await;
+        wait_members_up(WAIT, n, &["n1", "n2", "n3", "n4"]).await;
     }
     eprintln!("n4 was killed while joining: {still_joining}");
     assert!(
@@ -804,7 +730,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
     let n6 = start_node("n6", Some(&nodes[1]), &aae).await;
     let six = ["n1", "n2", "n3", "n4", "n5", "n6"];
     for n in nodes.iter().chain([&n6]) {
-        wait_members_up(n, &six).await;
+        wait_members_up(WAIT, n, &six).await;
     }
     eprintln!("n6 joined after {:?}", started.elapsed());
 
@@ -829,7 +755,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
     ];
     let final_ids = ["n1", "n2", "n3", "n4", "n6"];
     for (_, n) in &rest {
-        wait_members_up(n, &final_ids).await;
+        wait_members_up(WAIT, n, &final_ids).await;
     }
     eprintln!("n5 left after {:?}", started.elapsed());
     // A little more load on the final ring.
@@ -867,7 +793,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
     // Replicas converge: once the ring settled, every partition has its
     // three replicas among the final members, with equal Merkle roots.
     for (_, n) in &rest {
-        wait_ring_settled(n).await;
+        wait_ring_settled(WAIT, n).await;
     }
     let partitions = eventually("every partition's replicas agree", async || {
         let roots = merkle_roots(&rest, "load").await;
