@@ -78,15 +78,6 @@ async fn set(c: &mut Client, key: &str, value: &str) {
     );
 }
 
-/// GET's value, `None` for nil; panics on any other reply.
-async fn get(c: &mut Client, key: &str) -> Option<String> {
-    match cmd(c, &["GET", key]).await {
-        Frame::Null => None,
-        Frame::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-        other => panic!("GET {key}: unexpected reply {other:?}"),
-    }
-}
-
 /// `CONSISTENCY <op> <level>`.
 async fn level(c: &mut Client, op: &str, level: &str) {
     assert_eq!(

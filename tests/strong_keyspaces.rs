@@ -105,15 +105,6 @@ async fn get_retrying(addr: SocketAddr, ks: &str, key: &str, level: &str) -> Opt
     .await
 }
 
-/// GET's value, `None` for nil; panics on any other reply.
-async fn get(c: &mut Client, key: &str) -> Option<String> {
-    match cmd(c, &["GET", key]).await {
-        Frame::Null => None,
-        Frame::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-        other => panic!("GET {key}: unexpected reply {other:?}"),
-    }
-}
-
 /// GETREV's `(value, revision)`; panics on anything but a pair.
 async fn getrev(c: &mut Client, key: &str) -> (String, i64) {
     let reply = cmd(c, &["GETREV", key]).await;

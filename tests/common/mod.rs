@@ -670,6 +670,15 @@ pub async fn cmd(c: &mut Client, args: &[&str]) -> Frame {
         .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
 }
 
+/// GET's value, `None` for nil; panics on any other reply.
+pub async fn get(c: &mut Client, key: &str) -> Option<String> {
+    match cmd(c, &["GET", key]).await {
+        Frame::Null => None,
+        Frame::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        other => panic!("GET {key}: unexpected reply {other:?}"),
+    }
+}
+
 /// The text of an error reply; panics on any other frame.
 pub fn err_text(f: &Frame) -> &str {
     match f {
