@@ -389,6 +389,25 @@ impl<T: Clone> DvvSet<T> {
         }
     }
 
+    /// A blind overwrite at the coordinator: [`DvvSet::update_with_floor`]
+    /// with this state's own context, so every sibling it holds is
+    /// superseded. The same result, without copying the context or the
+    /// superseded siblings.
+    pub fn overwrite_with_floor(mut self, coordinator: &NodeId, value: T, floor: u64) -> Self {
+        let counter = self.context.get(coordinator).max(floor).saturating_add(1);
+        self.context.advance(coordinator, counter);
+        // Every sibling's dot is covered by the context (an invariant).
+        self.siblings.clear();
+        self.siblings.push(Sibling {
+            dot: Dot {
+                node: coordinator.clone(),
+                counter,
+            },
+            value,
+        });
+        self
+    }
+
     /// The join of two replicas' states of one key: the contexts' pointwise
     /// maximum and the siblings neither side has seen superseded.
     /// Commutative, associative and idempotent on reachable states.

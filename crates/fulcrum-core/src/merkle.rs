@@ -9,7 +9,7 @@
 //! in. Two replicas with the same records have the same tree; comparing
 //! roots, then segments, narrows a difference down to the keys to send.
 
-use crate::ring::stable_hash;
+use crate::ring::{stable_hash, stable_hash_parts};
 
 /// Segments per partition tree.
 pub const SEGMENTS: usize = 64;
@@ -27,10 +27,7 @@ pub fn digest(record_bytes: &[u8]) -> u64 {
 
 /// What one (key, digest) contributes to its segment.
 pub fn entry_hash(key: &[u8], digest: u64) -> u64 {
-    let mut buf = Vec::with_capacity(key.len() + 8);
-    buf.extend_from_slice(&digest.to_be_bytes());
-    buf.extend_from_slice(key);
-    stable_hash(&buf)
+    stable_hash_parts(&[&digest.to_be_bytes(), key])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ mod placement;
 mod tests;
 mod walk;
 
-pub use hash::stable_hash;
+pub use hash::{stable_hash, stable_hash_parts};
 pub use node::{NodeId, RingNode};
 pub use walk::{PartitionMove, Successors};
 

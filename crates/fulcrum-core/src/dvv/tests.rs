@@ -33,6 +33,26 @@ fn concurrent_blind_writes_become_siblings() {
 }
 
 #[test]
+fn an_overwrite_equals_an_update_with_the_state_s_own_context() {
+    let empty = VersionVector::new();
+    let a = DvvSet::new().update(&empty, &id("a"), "x");
+    let b = DvvSet::new()
+        .update(&empty, &id("b"), "y")
+        .update(&empty, &id("b"), "z");
+    let states = [DvvSet::new(), a.clone(), b.clone(), a.merge(&b)];
+    for state in states {
+        for floor in [0, 1, 7] {
+            for node in ["a", "b", "c"] {
+                let expected = state.update_with_floor(state.context(), &id(node), "new", floor);
+                let got = state.clone().overwrite_with_floor(&id(node), "new", floor);
+                assert_eq!(got, expected, "{state:?} node {node} floor {floor}");
+                assert_eq!(vals(&got), ["new"]);
+            }
+        }
+    }
+}
+
+#[test]
 fn write_with_the_merged_context_resolves_siblings() {
     let empty = VersionVector::new();
     let a = DvvSet::new().update(&empty, &id("a"), "x");

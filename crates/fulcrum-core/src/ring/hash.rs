@@ -17,7 +17,12 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a, 64-bit.
 pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET;
+    fnv1a64_more(FNV_OFFSET, bytes)
+}
+
+/// Continues an FNV-1a hash `h` over `bytes` (hashing `a` then `b` equals
+/// hashing their concatenation).
+fn fnv1a64_more(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(FNV_PRIME);
@@ -40,6 +45,11 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     fmix64(fnv1a64(bytes))
 }
 
+/// [`stable_hash`] of the concatenation of `parts`, without building it.
+pub fn stable_hash_parts(parts: &[&[u8]]) -> u64 {
+    fmix64(parts.iter().fold(FNV_OFFSET, |h, p| fnv1a64_more(h, p)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +59,15 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn hashing_parts_equals_hashing_their_concatenation() {
+        assert_eq!(
+            stable_hash_parts(&[b"user", b":", b"42"]),
+            stable_hash(b"user:42")
+        );
+        assert_eq!(stable_hash_parts(&[]), stable_hash(b""));
     }
 
     #[test]
