@@ -243,6 +243,54 @@ async fn acknowledged_sets_survive_kill_9() {
     }
 }
 
+/// Pipelines of plain SETs (staged, then committed as one storage batch
+/// per pipeline and tick) under `--fsync never`: every SET of an
+/// acknowledged pipeline survives SIGKILL, since a pipeline's replies are
+/// sent only after its batch reached the engine (the OS page cache, which
+/// outlives the process). Pipelines overwrite each other's keys, so the
+/// last acknowledged value of each key must win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_pipelined_sets_survive_kill_9() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut node = Node::builder().args(["--fsync", "never"]).start().await;
+    let mut model = Model {
+        keyspace: "default",
+        ..Model::default()
+    };
+    for cycle in 0..CYCLES {
+        let tasks = run_writers(node.resp, move |mut c, task, i| async move {
+            // 16 SETs: 8 keys of this writer, each written twice (the
+            // second value wins), keys shared with the writer's next
+            // pipelines.
+            let writes: Vec<(String, Option<String>)> = (0..16)
+                .map(|j| {
+                    let k = format!("pipe:{cycle}:{task}:{}", (i + j) % 8);
+                    (k.clone(), Some(format!("{k}={i}.{j}")))
+                })
+                .collect();
+            let cmds: Vec<Vec<&str>> = writes
+                .iter()
+                .map(|(k, v)| vec!["SET", k.as_str(), v.as_deref().unwrap_or_default()])
+                .collect();
+            let acked = match c.pipeline(&cmds).await {
+                Ok(replies) => replies.iter().all(is_ack),
+                Err(_) => false,
+            };
+            (c, Op { writes, acked })
+        })
+        .await;
+        kill_at_random_moment(&mut node, &mut rng, cycle).await;
+        collect(&mut model, tasks).await;
+        assert!(
+            model.acked_ops > 0,
+            "no pipeline was acknowledged before the kill"
+        );
+        node.restart().await;
+        let mut c = node.client().await;
+        model.verify(&mut c, &format!("after kill {cycle}")).await;
+    }
+}
+
 /// MSET on a strong keyspace is one atomic batch: an MSET in flight at the
 /// kill must come back entirely or not at all. On the (eventual) default
 /// keyspace each pair is its own write, so only acknowledged MSETs are

@@ -24,7 +24,6 @@ use fulcrum_core::keyspace::Mode;
 use fulcrum_core::merkle::{self, PartitionTree};
 use fulcrum_core::record::Record;
 use fulcrum_core::ring::{stable_hash, DEFAULT_PARTITIONS};
-use fulcrum_storage::Batch;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -32,6 +31,7 @@ use crate::catalog::Keyspace;
 use crate::cluster::Cluster;
 use crate::db::{Db, DbError};
 use crate::net::{PeerRequest, PeerResponse};
+use crate::write_group::Staging;
 
 pub const TABLE: &str = "aae";
 
@@ -57,40 +57,49 @@ fn index_key(ks: &str, key: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// In-memory trees of this node, per (keyspace, partition).
+/// In-memory trees of this node, per keyspace and partition.
 #[derive(Default)]
 pub struct Trees {
-    trees: Mutex<HashMap<(String, u32), PartitionTree>>,
+    /// Keyed by keyspace name, then partition: a write finds its tree
+    /// without building an owned key.
+    trees: Mutex<HashMap<String, HashMap<u32, PartitionTree>>>,
 }
 
 impl Trees {
     fn update(&self, ks: &str, key: &[u8], old: Option<u64>, new: Option<u64>) {
+        let partition = partition_of(key);
         let mut t = self.trees.lock();
-        let tree = t.entry((ks.to_string(), partition_of(key))).or_default();
-        tree.update(key, old, new);
+        let per_ks = match t.get_mut(ks) {
+            Some(p) => p,
+            None => t.entry(ks.to_string()).or_default(),
+        };
+        per_ks.entry(partition).or_default().update(key, old, new);
+    }
+
+    fn tree<T>(&self, ks: &str, partition: u32, f: impl FnOnce(Option<&PartitionTree>) -> T) -> T {
+        f(self.trees.lock().get(ks).and_then(|p| p.get(&partition)))
     }
 
     pub fn root(&self, ks: &str, partition: u32) -> u64 {
-        self.trees
-            .lock()
-            .get(&(ks.to_string(), partition))
-            .map_or_else(|| PartitionTree::new().root(), PartitionTree::root)
+        self.tree(ks, partition, |t| {
+            t.map_or_else(|| PartitionTree::new().root(), PartitionTree::root)
+        })
     }
 
     pub fn segments(&self, ks: &str, partition: u32) -> Vec<u64> {
-        self.trees
-            .lock()
-            .get(&(ks.to_string(), partition))
-            .map_or_else(|| vec![0; merkle::SEGMENTS], |t| t.segments().to_vec())
+        self.tree(ks, partition, |t| {
+            t.map_or_else(|| vec![0; merkle::SEGMENTS], |t| t.segments().to_vec())
+        })
     }
 }
 
 impl Db {
-    /// Adds the AAE index change for `key` to `batch` and updates the tree
-    /// (call with the key locked, right before the batch is written).
+    /// Stages the AAE index change for `key` with the record's and updates
+    /// the tree (call with the key locked, in the same [`Staging`] as the
+    /// record).
     pub(crate) fn aae_stage(
         &self,
-        batch: &mut Batch,
+        staging: &mut Staging<'_>,
         ks: &Keyspace,
         key: &[u8],
         old_d: Option<u64>,
@@ -101,8 +110,8 @@ impl Db {
         }
         let ik = index_key(&ks.spec.name, key);
         match new_d {
-            Some(d) => batch.put(TABLE, ik, Bytes::copy_from_slice(&d.to_be_bytes())),
-            None => batch.remove(TABLE, ik),
+            Some(d) => staging.put(TABLE, ik, Bytes::copy_from_slice(&d.to_be_bytes())),
+            None => staging.remove(TABLE, ik),
         }
         self.trees.update(&ks.spec.name, key, old_d, new_d);
     }

@@ -272,11 +272,12 @@ impl Cluster {
         let p = self.placement.read().clone();
         let first = p.read.replicas(replicas, key);
         let mut sets = vec![first];
-        let now = Instant::now();
+        // Read the clock only when there is a previous ring to check.
+        let now = (!p.previous.is_empty()).then(Instant::now);
         let others = p.pending.iter().chain(
             p.previous
                 .iter()
-                .filter(|(_, at)| now.duration_since(*at) < RING_GRACE)
+                .filter(|(_, at)| now.is_some_and(|now| now.duration_since(*at) < RING_GRACE))
                 .map(|(r, _)| r),
         );
         for ring in others {

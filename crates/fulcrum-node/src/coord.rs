@@ -322,8 +322,17 @@ impl Cluster {
         new: NewVersion,
         level: Level,
     ) -> Result<bool, CoordError> {
-        let started = Instant::now();
         let sets = self.write_sets(ks.spec.replicas, key);
+        if self.only_replica_is_me(&sets) && self.one_local_copy_reaches(level) {
+            // This node is the key's only replica and its copy meets the
+            // level: no peer, quorum or hint bookkeeping. The record is
+            // staged for a storage batch shared with other writes
+            // (`write_group.rs`); the caller's `Db::durable` commits it
+            // before the write is acknowledged.
+            self.db.coordinate(ks, key, &context, new, false)?;
+            return Ok(true);
+        }
+        let started = Instant::now();
         let replicas = sets[0].clone();
         let probe = self.tracker(level, &replicas);
         let needed = probe.needed();
@@ -350,7 +359,6 @@ impl Cluster {
                 self.precheck(&self.tracker(level, set), set)?;
             }
         }
-        let (record, encoded) = self.db.coordinate(ks, key, &context, new)?;
         let mut quorum = WriteQuorum {
             sets: sets
                 .iter()
@@ -367,9 +375,14 @@ impl Cluster {
             }
         }
         if targets.is_empty() && matches!(quorum.decision(), Decision::Reached) {
-            // This node is the only replica: no one to send it to.
+            // This node is the only replica: no one to send it to. The
+            // record is staged for a storage batch shared with other writes
+            // (`write_group.rs`); the caller's `Db::durable` commits it
+            // before the write is acknowledged.
+            self.db.coordinate(ks, key, &context, new, false)?;
             return Ok(true);
         }
+        let (record, encoded) = self.db.coordinate(ks, key, &context, new, true)?;
         let (tx, mut rx) =
             mpsc::channel::<(String, String, Result<(), CallError>)>(targets.len().max(1));
         let mut fallbacks = self.fallbacks(key, replicas.len());
@@ -446,6 +459,21 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Whether every ring a write must reach names this node alone.
+    fn only_replica_is_me(&self, sets: &[Vec<NodeId>]) -> bool {
+        matches!(sets, [set] if matches!(set.as_slice(), [node] if **node == *self.me.node_id))
+    }
+
+    /// Whether one copy on this node (in this node's DC) reaches `level`
+    /// when it is the only replica (every level but TWO, THREE and counts
+    /// above one).
+    fn one_local_copy_reaches(&self, level: Level) -> bool {
+        let dc = self.me.dc.as_str();
+        let mut t = Tracker::new(level, &[dc], dc);
+        t.success(dc);
+        matches!(t.decision(), Decision::Reached)
     }
 
     /// Healthy nodes past the first `n` of `key`'s ring walk, nearest

@@ -6,10 +6,13 @@
 //! 2. reads the current record, computes the new version with a fresh
 //!    hybrid-logical-clock timestamp;
 //! 3. writes record and expiry-index entry in one atomic storage batch
-//!    (commit log + memtable; not yet fsynced);
+//!    (commit log + memtable; not yet fsynced) — or, for record writes of
+//!    eventual keyspaces, stages them for a batch shared with other writes
+//!    (`write_group.rs`);
 //! 4. releases the lock;
-//! 5. the connection awaits [`Db::durable`] (group commit) before it sends
-//!    the reply, so `--fsync always` acknowledges only durable writes.
+//! 5. the connection awaits [`Db::durable`] (commit of staged writes, then
+//!    group commit) before it sends the reply, so `--fsync always`
+//!    acknowledges only durable writes.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +30,7 @@ use crate::catalog::{Catalog, CatalogError, Keyspace};
 use crate::expiry;
 use crate::locks::KeyLocks;
 use crate::metrics::Metrics;
+use crate::write_group::WriteGroup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -69,6 +73,8 @@ pub struct Current {
 
 pub struct Db {
     pub node_id: String,
+    /// `node_id` as the dots of this node's writes name it.
+    pub(crate) node: fulcrum_core::ring::NodeId,
     pub storage: Arc<dyn Storage>,
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
@@ -80,6 +86,9 @@ pub struct Db {
     started: Instant,
     /// Anti-entropy Merkle trees of the eventual keyspaces' records.
     pub trees: crate::aae::Trees,
+    /// Record writes of eventual keyspaces staged for the next shared
+    /// storage commit (see `write_group.rs`).
+    pub(crate) writes: WriteGroup,
 }
 
 /// A deliberate offset added to this process's wall clock, in ms: the
@@ -139,6 +148,7 @@ impl Db {
         storage.create_table(crate::aae::TABLE)?;
         let commit = GroupCommit::new(storage.clone(), fsync)?;
         Ok(Db {
+            node: fulcrum_core::ring::NodeId::from(node_id.as_str()),
             node_id,
             storage,
             catalog,
@@ -150,6 +160,7 @@ impl Db {
             locks: KeyLocks::new(),
             started: Instant::now(),
             trees: crate::aae::Trees::default(),
+            writes: WriteGroup::new(),
         })
         .and_then(|db: Db| {
             db.aae_rebuild()?;
@@ -180,12 +191,46 @@ impl Db {
         self.clock.lock().observe(remote);
     }
 
-    /// Waits until every write this task made is durable by the fsync
-    /// policy.
+    /// Commits every staged record write to the engine (one batch), or
+    /// waits for the commit already carrying it. A connection calls it
+    /// before a command that may read what it staged.
     ///
     /// # Errors
-    /// The fsync failed; the write must not be acknowledged.
+    /// The engine's write failed, now or in an earlier commit.
+    pub fn commit_staged(&self) -> Result<(), DbError> {
+        Ok(self.writes.commit(self.storage.as_ref())?)
+    }
+
+    /// As [`Db::commit_staged`], waiting for a running commit without
+    /// blocking the thread.
+    ///
+    /// # Errors
+    /// As [`Db::commit_staged`].
+    pub async fn staged_committed(&self) -> Result<(), DbError> {
+        Ok(self.writes.committed(self.storage.as_ref()).await?)
+    }
+
+    /// Whether record writes are staged and not yet committing.
+    pub fn has_staged(&self) -> bool {
+        self.writes.has_pending()
+    }
+
+    /// Whether every staged record write is in the engine (nothing staged,
+    /// nothing committing).
+    pub fn writes_idle(&self) -> bool {
+        self.writes.is_idle()
+    }
+
+    /// Waits until every write this task made (staged ones included) is
+    /// in the engine and durable by the fsync policy.
+    ///
+    /// # Errors
+    /// The batched write or the fsync failed; the write must not be
+    /// acknowledged.
     pub async fn durable(&self) -> Result<(), DbError> {
+        // First into the engine: the group commit below covers only writes
+        // that returned from it.
+        self.staged_committed().await?;
         // Inside a simulation: an inline sync on simulated time (`netio`).
         #[cfg(feature = "sim")]
         if let Some(r) = crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await {

@@ -52,11 +52,21 @@ pub fn sweep_once(db: &Db, now_ms: u64, limit: usize) -> Result<usize, DbError> 
         .scan(TABLE, Bound::Unbounded, Bound::Excluded(&end), limit)?;
     let n = due.len();
     for (index_key, _) in due {
-        let mut batch = Batch::new();
-        batch.remove(TABLE, index_key.clone());
-        if let Some((at, table, key)) = parse_index_key(&index_key) {
-            let _guard = db.lock_key(table, key);
-            if let Some(bytes) = db.storage.get(table, key).ok().flatten() {
+        let Some((at, table, key)) = parse_index_key(&index_key) else {
+            let mut batch = Batch::new();
+            batch.remove(TABLE, index_key.clone());
+            db.storage.write(batch)?;
+            continue;
+        };
+        let _guard = db.lock_key(table, key);
+        // The record as the next writer would see it (staged writes
+        // included), and the change committed before the lock is released,
+        // as any write under the key's lock.
+        let stored = db.stored_bytes(table, key).ok().flatten();
+        {
+            let mut staging = db.writes.stage()?;
+            staging.remove(TABLE, index_key.clone());
+            if let Some(bytes) = stored {
                 // Delete only if the stored value still carries this expiry:
                 // a later SET or PERSIST keeps the key alive.
                 let still_due = Record::decode(&bytes)
@@ -69,19 +79,17 @@ pub fn sweep_once(db: &Db, now_ms: u64, limit: usize) -> Result<usize, DbError> 
                     })
                     .unwrap_or(false);
                 if still_due {
-                    batch.remove(table, Bytes::copy_from_slice(key));
+                    staging.remove(table, Bytes::copy_from_slice(key));
                     let ks = table.strip_prefix("data.").and_then(|n| db.catalog.get(n));
                     if let Some(ks) = ks {
                         let old_d = fulcrum_core::merkle::digest(&bytes);
-                        db.aae_stage(&mut batch, &ks, key, Some(old_d), None);
+                        db.aae_stage(&mut staging, &ks, key, Some(old_d), None);
                     }
                     db.metrics.expired_keys.inc();
                 }
             }
-            db.storage.write(batch)?;
-        } else {
-            db.storage.write(batch)?;
         }
+        db.commit_staged()?;
     }
     Ok(n)
 }

@@ -32,6 +32,7 @@ pub mod schema;
 pub mod stream;
 pub mod strong;
 mod ticker;
+pub mod write_group;
 
 pub use config::{ConfigError, ConfigOverrides, NodeConfig};
 pub use node::{Node, NodeError};

@@ -12,11 +12,11 @@ use bytes::Bytes;
 use fulcrum_core::dvv::{self, VersionVector};
 use fulcrum_core::keyspace::Conflict;
 use fulcrum_core::record::{Record, Version};
-use fulcrum_storage::Batch;
 
 use crate::catalog::Keyspace;
 use crate::db::{wall_ms, Db, DbError};
 use crate::expiry;
+use crate::write_group::Staged;
 
 /// What causal context a new write supersedes.
 #[derive(Debug, Clone)]
@@ -95,7 +95,8 @@ impl Db {
         if current.as_ref() == Some(&merged) {
             return Ok(false);
         }
-        self.store(ks, key, &merged, old_digest)?;
+        self.stage_record(ks, key, &merged, old_digest)?;
+        self.commit_staged()?;
         Ok(true)
     }
 
@@ -103,6 +104,10 @@ impl Db {
     /// sibling keyspaces, a dot of this node; supersedes `context`; stores
     /// it. Returns the whole new record, which the coordinator sends to the
     /// other replicas, and its encoded form (as stored).
+    ///
+    /// With `commit` false the record is only staged (`write_group.rs`):
+    /// it reaches the engine with the next [`Db::commit_staged`], which
+    /// [`Db::durable`] runs before the write may be acknowledged.
     ///
     /// # Errors
     /// Storage failure or undecodable records.
@@ -112,6 +117,7 @@ impl Db {
         key: &[u8],
         context: &WriteContext,
         new: NewVersion,
+        commit: bool,
     ) -> Result<(Record, Bytes), DbError> {
         let _guard = self.lock_key(&ks.table, key);
         let now = wall_ms();
@@ -133,17 +139,23 @@ impl Db {
                     Some(cur) => dvv::from_record(cur).map_err(|e| Self::corrupt(ks, e))?,
                     None => dvv::DvvSet::new(),
                 };
-                let ctx = match context {
-                    WriteContext::Local => state.context().clone(),
-                    WriteContext::Given(vv) => vv.clone(),
-                };
                 // The HLC floor keeps this node's dot counters increasing
                 // even if its local copy of the key was lost.
-                let me = fulcrum_core::ring::NodeId::from(self.node_id.as_str());
-                dvv::to_record(&state.update_with_floor(&ctx, &me, version, timestamp.0))
+                let me = &self.node;
+                let next = match context {
+                    // Plain SET/DEL: supersede everything stored here.
+                    WriteContext::Local => state.overwrite_with_floor(me, version, timestamp.0),
+                    WriteContext::Given(vv) => {
+                        state.update_with_floor(vv, me, version, timestamp.0)
+                    }
+                };
+                dvv::to_record(&next)
             }
         };
-        let encoded = self.store(ks, key, &record, old_digest)?;
+        let encoded = self.stage_record(ks, key, &record, old_digest)?;
+        if commit {
+            self.commit_staged()?;
+        }
         Ok((record, encoded))
     }
 
@@ -218,14 +230,38 @@ impl Db {
         if current.as_ref() != Some(expected) {
             return Ok(false);
         }
-        let mut batch = Batch::new();
-        self.aae_stage(&mut batch, ks, key, old_digest, None);
-        batch.remove(&ks.table, Bytes::copy_from_slice(key));
-        self.storage.write(batch)?;
+        {
+            let mut staging = self.writes.stage()?;
+            self.aae_stage(&mut staging, ks, key, old_digest, None);
+            staging.remove(&ks.table, Bytes::copy_from_slice(key));
+        }
+        self.commit_staged()?;
         Ok(true)
     }
 
-    /// The stored record of `key` and the anti-entropy digest of its stored
+    /// The stored bytes of `key` in `table` as the next writer must see
+    /// them: a staged write's (not yet in the engine) if any, else the
+    /// engine's. Call with the key locked.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub(crate) fn stored_bytes(&self, table: &str, key: &[u8]) -> Result<Option<Bytes>, DbError> {
+        Ok(self.stored(table, key)?.map(|(bytes, _)| bytes))
+    }
+
+    /// As [`Db::stored_bytes`], with the bytes' anti-entropy digest when a
+    /// staged write already knows it.
+    fn stored(&self, table: &str, key: &[u8]) -> Result<Option<(Bytes, Option<u64>)>, DbError> {
+        Ok(match self.writes.staged(table, key) {
+            Some(Staged::Put(bytes)) => Some((bytes, None)),
+            Some(Staged::Record { bytes, digest }) => Some((bytes, Some(digest))),
+            Some(Staged::Remove) => None,
+            None => self.storage.get(table, key)?.map(|b| (b, None)),
+        })
+    }
+
+    /// The stored record of `key` (staged writes included, see
+    /// [`Db::stored_bytes`]) and the anti-entropy digest of its stored
     /// bytes (digested as read, not re-encoded).
     ///
     /// # Errors
@@ -235,44 +271,50 @@ impl Db {
         ks: &Keyspace,
         key: &[u8],
     ) -> Result<(Option<Record>, Option<u64>), DbError> {
-        match self.storage.get(&ks.table, key)? {
+        match self.stored(&ks.table, key)? {
             None => Ok((None, None)),
-            Some(bytes) => {
+            Some((bytes, digest)) => {
                 let record = Record::decode(&bytes).map_err(|source| DbError::Corrupt {
                     keyspace: ks.spec.name.clone(),
                     source,
                 })?;
-                Ok((Some(record), Some(fulcrum_core::merkle::digest(&bytes))))
+                let digest = digest.unwrap_or_else(|| fulcrum_core::merkle::digest(&bytes));
+                Ok((Some(record), Some(digest)))
             }
         }
     }
 
-    /// Writes a record and its expiry-index entries in one batch; returns
-    /// the stored bytes. `old_digest` is the digest of the bytes it
-    /// replaces.
-    fn store(
+    /// Stages a record, its anti-entropy entry and its expiry-index entries
+    /// as one atomic change (committed by the caller or with the next
+    /// group); returns the stored bytes. `old_digest` is the digest of the
+    /// bytes it replaces. Call with the key locked.
+    fn stage_record(
         &self,
         ks: &Keyspace,
         key: &[u8],
         record: &Record,
         old_digest: Option<u64>,
     ) -> Result<Bytes, DbError> {
-        let mut batch = Batch::new();
         // Encode once: the same bytes are stored, digested and sent.
         let encoded = record.encode();
-        let new_d = Some(fulcrum_core::merkle::digest(&encoded));
-        self.aae_stage(&mut batch, ks, key, old_digest, new_d);
+        let digest = fulcrum_core::merkle::digest(&encoded);
+        let mut staging = self.writes.stage()?;
+        self.aae_stage(&mut staging, ks, key, old_digest, Some(digest));
         for v in &record.versions {
             if let (Some(at), false) = (v.expires_at_ms, v.tombstone) {
-                batch.put(
+                staging.put(
                     expiry::TABLE,
                     expiry::index_key(at, &ks.table, key),
                     Bytes::new(),
                 );
             }
         }
-        batch.put(&ks.table, Bytes::copy_from_slice(key), encoded.clone());
-        self.storage.write(batch)?;
+        staging.put_record(
+            &ks.table,
+            Bytes::copy_from_slice(key),
+            encoded.clone(),
+            digest,
+        );
         Ok(encoded)
     }
 }

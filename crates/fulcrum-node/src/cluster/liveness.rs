@@ -299,6 +299,11 @@ impl Cluster {
         {
             return;
         }
+        if entry.spec.is_none() {
+            // Staged writes of the keyspace go in first (or fail): none may
+            // land in a table of the same name created later.
+            let _ = self.db.commit_staged();
+        }
         match entry.spec {
             Some(spec) => match self.db.catalog.create(spec.clone()) {
                 Ok(_) => {

@@ -70,6 +70,9 @@ impl Cluster {
                 }
             }
             PeerRequest::DropKeyspace { name, version } => {
+                // Staged writes of the keyspace go in first (or fail): none may land
+                // in a table of the same name created later.
+                let _ = self.db.commit_staged();
                 match self.db.catalog.drop_keyspace(&name) {
                     Ok(()) | Err(CatalogError::Missing(_)) => {
                         let entry = SchemaEntry {

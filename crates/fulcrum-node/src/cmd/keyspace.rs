@@ -57,6 +57,9 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::WrongArity("KEYSPACE|DROP"));
         };
         let name = text(name)?.to_string();
+        // Staged writes of the keyspace go in first (or fail): none may land
+        // in a table of the same name created later.
+        let _ = ctx.db.commit_staged();
         ctx.db.catalog.drop_keyspace(&name)?;
         ctx.cluster.close_strong_groups(&name).await;
         let version = ctx.cluster.schema_changed(&name, None).await;

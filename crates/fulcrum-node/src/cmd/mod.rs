@@ -80,6 +80,13 @@ pub async fn execute(
     frame
 }
 
+/// Whether `args` is a plain `SET key value`: a blind write that reads
+/// nothing, so it may run while earlier writes are still staged (see
+/// `write_group.rs`). Any other command needs them committed first.
+pub fn only_stages(args: &[Bytes]) -> bool {
+    args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
+}
+
 /// Arity and size limits, checked before any handler runs.
 fn check(spec: &Spec, args: &[Bytes], db: &Db) -> Result<(), CmdError> {
     let n = args.len() as i32;

@@ -106,7 +106,9 @@ pub(super) fn parse_set_options(opts: &[Bytes], now_ms: u64) -> Result<SetOption
 /// `SET key value [NX|XX|IFEQ old] [GET] [EX s|PX ms|EXAT ts|PXAT ts|KEEPTTL]`
 pub async fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let (key, value) = (&a[0], &a[1]);
-    let opts = parse_set_options(&a[2..], wall_ms())?;
+    // Options need the time only for a relative expiry; most SETs have none.
+    let now_ms = if a.len() > 2 { wall_ms() } else { 0 };
+    let opts = parse_set_options(&a[2..], now_ms)?;
     let ks = if matches!(opts.condition, Condition::Equals(_)) {
         ctx.strong_keyspace("SET IFEQ")?
     } else {

@@ -6,6 +6,13 @@
 //! Ordering rule: a reply to a write is sent only after the write is
 //! durable by the node's fsync policy. If that fails, the writes' replies
 //! become errors; reads in the same batch still answer.
+//!
+//! Batching: single-replica record writes are staged (`write_group.rs`),
+//! not written one by one. A run of plain SETs stages them all; any other
+//! command first commits what is staged, so it reads the connection's
+//! earlier writes. Before waiting for durability the connection yields
+//! once, so other connections with requests ready stage theirs into the
+//! same storage commit.
 
 use std::sync::Arc;
 
@@ -55,6 +62,12 @@ pub async fn run(
             }
             match decoder.decode(&mut inbuf) {
                 Ok(Some(args)) => {
+                    if !cmd::only_stages(&args) && !db.writes_idle() {
+                        // Reads after the staged writes must see them. A
+                        // failure poisons the group: `durable` below turns
+                        // the writes' replies into errors.
+                        let _ = db.staged_committed().await;
+                    }
                     conn.wrote = false;
                     let frame = cmd::execute(&cluster, &mut conn, args).await;
                     replies.push((frame, conn.wrote));
@@ -74,6 +87,11 @@ pub async fn run(
         }
         if !replies.is_empty() {
             if replies.iter().any(|(_, wrote)| *wrote) {
+                if db.has_staged() {
+                    // Let connections with requests ready stage theirs:
+                    // one storage commit for all of them.
+                    tokio::task::yield_now().await;
+                }
                 db.metrics.durable_waits.inc();
                 if let Err(e) = db.durable().await {
                     tracing::error!(error = %e, "durability failed; write replies become errors");
