@@ -50,7 +50,9 @@ fn prefix(ks: &str) -> BytesMut {
 }
 
 fn index_key(ks: &str, key: &[u8]) -> Bytes {
-    let mut b = prefix(ks);
+    let mut b = BytesMut::with_capacity(1 + ks.len() + 5 + key.len());
+    b.put_u8(ks.len() as u8);
+    b.put_slice(ks.as_bytes());
     b.put_u32(partition_of(key));
     b.put_u8(merkle::segment_of(key));
     b.put_slice(key);

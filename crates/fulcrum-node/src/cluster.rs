@@ -269,7 +269,7 @@ impl Cluster {
     /// ring's first, then the pending ring's and recent previous rings'
     /// when they differ.
     pub fn write_sets(&self, replicas: u32, key: &[u8]) -> Vec<Vec<NodeId>> {
-        let p = self.placement.read().clone();
+        let p = self.placement.read();
         let first = p.read.replicas(replicas, key);
         let mut sets = vec![first];
         // Read the clock only when there is a previous ring to check.

@@ -102,7 +102,9 @@ impl VersionVector {
 /// The record to store for `state`: its causal data and its sibling values,
 /// in dot order.
 pub fn to_record(state: &DvvSet<Version>) -> Record {
-    let mut buf = BytesMut::new();
+    // Sized up front (varints take at most 10 bytes): one allocation.
+    let entries: usize = state.context.iter().map(|(n, _)| 20 + n.len()).sum();
+    let mut buf = BytesMut::with_capacity(1 + 10 + entries + 10 + 20 * state.siblings.len());
     buf.put_u8(CAUSAL_FORMAT);
     put_entries(&mut buf, &state.context);
     put_varint(&mut buf, state.siblings.len() as u64);
