@@ -255,6 +255,47 @@ async fn writer(
     w
 }
 
+/// Stops the writers and gathers what they saw; asserts that they got
+/// through and that no write was refused with UNAVAILABLE during `what`.
+/// Other failures (a TIMEOUT on a loaded machine) leave a write's outcome
+/// unknown; it is simply not counted as acknowledged.
+async fn stop_writers(
+    stop: &AtomicBool,
+    writers: Vec<tokio::task::JoinHandle<Written>>,
+    what: &str,
+) -> BTreeMap<String, String> {
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    let mut errors = Vec::new();
+    for w in writers {
+        let w = w.await.expect("writer task");
+        acked.extend(w.acked);
+        errors.extend(w.errors);
+    }
+    assert!(
+        acked.len() > 100,
+        "the writers got through: {}",
+        acked.len()
+    );
+    let unavailable: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("UNAVAILABLE"))
+        .collect();
+    assert!(
+        unavailable.is_empty(),
+        "{} UNAVAILABLE replies during {what}: {:?}",
+        unavailable.len(),
+        &unavailable[..unavailable.len().min(5)]
+    );
+    eprintln!(
+        "{} writes acknowledged, {} failed otherwise: {:?}",
+        acked.len(),
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    acked
+}
+
 #[tokio::test]
 async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes() {
     let nodes = start_cluster(3, &NO_AAE).await;
@@ -296,37 +337,7 @@ async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes(
     }
     // Keep writing a little on the new ring.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = BTreeMap::new();
-    let mut errors = Vec::new();
-    for w in writers {
-        let w = w.await.expect("writer task");
-        acked.extend(w.acked);
-        errors.extend(w.errors);
-    }
-    assert!(
-        acked.len() > 100,
-        "the writers got through: {}",
-        acked.len()
-    );
-    let unavailable: Vec<&String> = errors
-        .iter()
-        .filter(|e| e.contains("UNAVAILABLE"))
-        .collect();
-    assert!(
-        unavailable.is_empty(),
-        "{} UNAVAILABLE replies during the join: {:?}",
-        unavailable.len(),
-        &unavailable[..unavailable.len().min(5)]
-    );
-    // Other failures (a TIMEOUT on a loaded machine) leave the write's
-    // outcome unknown; it is simply not counted as acknowledged.
-    eprintln!(
-        "{} writes acknowledged, {} failed: {:?}",
-        acked.len(),
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
+    let acked = stop_writers(&stop, writers, "the join").await;
 
     // n4 holds every acknowledged key of its partitions itself: a read at
     // ONE through n4 answers from its own copy first.
@@ -760,35 +771,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
     eprintln!("n5 left after {:?}", started.elapsed());
     // A little more load on the final ring.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = BTreeMap::new();
-    let mut errors = Vec::new();
-    for w in writers {
-        let w = w.await.expect("writer task");
-        acked.extend(w.acked);
-        errors.extend(w.errors);
-    }
-    assert!(
-        acked.len() > 100,
-        "the writers got through: {}",
-        acked.len()
-    );
-    let unavailable: Vec<&String> = errors
-        .iter()
-        .filter(|e| e.contains("UNAVAILABLE"))
-        .collect();
-    assert!(
-        unavailable.is_empty(),
-        "{} UNAVAILABLE replies during the join and the leave: {:?}",
-        unavailable.len(),
-        &unavailable[..unavailable.len().min(5)]
-    );
-    eprintln!(
-        "{} writes acknowledged, {} failed otherwise: {:?}",
-        acked.len(),
-        errors.len(),
-        &errors[..errors.len().min(5)]
-    );
+    let acked = stop_writers(&stop, writers, "the join and the leave").await;
 
     // Replicas converge: once the ring settled, every partition has its
     // three replicas among the final members, with equal Merkle roots.

@@ -85,6 +85,18 @@ pub enum Membership {
     Left,
 }
 
+impl Membership {
+    /// Node `index`'s membership at the start of a run of `members`
+    /// started nodes: the ones past them are held back to join.
+    pub fn at_start(index: usize, members: usize) -> Membership {
+        if index < members {
+            Membership::Member
+        } else {
+            Membership::HeldBack
+        }
+    }
+}
+
 /// A running cluster that the nemesis can hurt and heal.
 ///
 /// Fault methods return a line saying what was done (for the run's event

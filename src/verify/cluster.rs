@@ -131,13 +131,7 @@ impl TestCluster {
             children: (0..nodes.len()).map(|_| None).collect(),
             paused: vec![false; nodes.len()],
             membership: (0..nodes.len())
-                .map(|i| {
-                    if i < options.nodes {
-                        Membership::Member
-                    } else {
-                        Membership::HeldBack
-                    }
-                })
+                .map(|i| Membership::at_start(i, options.nodes))
                 .collect(),
             nodes,
             pids,

@@ -323,13 +323,7 @@ impl DockerCluster {
             nodes,
             containers: vec![String::new(); count],
             membership: (0..count)
-                .map(|i| {
-                    if i < options.nodes {
-                        Membership::Member
-                    } else {
-                        Membership::HeldBack
-                    }
-                })
+                .map(|i| Membership::at_start(i, options.nodes))
                 .collect(),
             running: (0..count).map(|i| i < options.nodes).collect(),
             paused: vec![false; count],
