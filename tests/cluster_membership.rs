@@ -77,6 +77,21 @@ async fn keyspaces(node: &Node) -> Vec<String> {
 }
 
 /// `DBSIZE` of keyspace `ks` on `node`: the keys it stores itself.
+/// Waits until every node in `nodes` lists keyspace `name`.
+async fn wait_keyspace_everywhere(nodes: &[Node], name: &str) {
+    for n in nodes {
+        eventually("keyspace everywhere", async || {
+            let l = keyspaces(n).await;
+            if l.iter().any(|k| k == name) {
+                Ok(())
+            } else {
+                Err(format!("{l:?}"))
+            }
+        })
+        .await;
+    }
+}
+
 async fn local_keys(node: &Node, ks: &str) -> i64 {
     let mut c = node.client().await;
     ok_cmd(&mut c, &["USE", ks]).await;
@@ -307,17 +322,7 @@ async fn fourth_node_joins_under_quorum_load_without_unavailable_or_lost_writes(
         ],
     )
     .await;
-    for n in &nodes {
-        eventually("keyspace everywhere", async || {
-            let l = keyspaces(n).await;
-            if l.contains(&"load".to_string()) {
-                Ok(())
-            } else {
-                Err(format!("{l:?}"))
-            }
-        })
-        .await;
-    }
+    wait_keyspace_everywhere(&nodes, "load").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = nodes
@@ -711,17 +716,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
         ],
     )
     .await;
-    for n in &nodes {
-        eventually("keyspace everywhere", async || {
-            let l = keyspaces(n).await;
-            if l.contains(&"load".to_string()) {
-                Ok(())
-            } else {
-                Err(format!("{l:?}"))
-            }
-        })
-        .await;
-    }
+    wait_keyspace_everywhere(&nodes, "load").await;
 
     // QUORUM writers through the four nodes that stay (n5 leaves), paced
     // so that reading every acknowledged key back stays short.
