@@ -25,6 +25,10 @@
 #                   $TMPDIR or /tmp; must be a real disk for fsync to mean
 #                   anything, not tmpfs)
 #   CARGO_TARGET_DIR  where the release build goes (default ./target)
+#   FULCRUM_THREADS=1  fulcrum server --threads: worker threads (0: one per
+#                   CPU core, the server's default). 1 by default here:
+#                   redis-server serves clients from one event-loop thread,
+#                   and on a small machine the client needs the other cores
 #   FULCRUM_REV     how to name the measured Fulcrum in the report (default:
 #                   git commit, marked if the working tree has changes)
 #
@@ -40,6 +44,7 @@ REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 BENCH_DURATION=${BENCH_DURATION:-10s}
 BASE_PORT=${BASE_PORT:-16379}
+FULCRUM_THREADS=${FULCRUM_THREADS:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 FULCRUM=$TARGET_DIR/release/fulcrum
 
@@ -111,7 +116,7 @@ $(tail -20 "$WORK/$name.log" 2>/dev/null)"
 start_fulcrum() {
     local name=$1 port=$2 fsync=$3
     port_free "$port" || die "port $port is in use"
-    "$FULCRUM" server --data-dir "$WORK/$name" --fsync "$fsync" \
+    "$FULCRUM" server --data-dir "$WORK/$name" --fsync "$fsync" --threads "$FULCRUM_THREADS" \
         --resp-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
         --peer-addr "127.0.0.1:$((port + 2))" >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
@@ -245,7 +250,7 @@ report() {
     echo "## Fulcrum vs redis-server: run of $STARTED"
     echo
     echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
-    echo "- redis-server $redis_version (Debian package); fulcrum $fulcrum_commit, release build"
+    echo "- redis-server $redis_version (Debian package); fulcrum $fulcrum_commit, release build, \`--threads $FULCRUM_THREADS\`$([ "$FULCRUM_THREADS" = 0 ] && echo " (one worker thread per CPU core, the default)")"
     echo "- load average (1/5/15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER"
     echo "- data directories on: $(df -T "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
     echo "- client: \`redis-benchmark -c $CLIENTS -n $REQUESTS -t set,get -q [-P 16]\` (SET and GET as two invocations), median of $RUNS run(s); one server running at a time, client on the same machine"

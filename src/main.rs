@@ -61,12 +61,33 @@ struct ExplainArgs {
     replicas: u32,
 }
 
+/// What `main` runs once the arguments are parsed.
+enum Run {
+    /// `fulcrum server` with its resolved configuration.
+    Server(fulcrum_node::NodeConfig),
+    Other(Command),
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A server's configuration comes first: its `threads` sizes the runtime.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let command = match cli.command {
+        Command::Server(a) => match a.into_config() {
+            Ok(config) => {
+                if config.threads > 0 {
+                    builder.worker_threads(config.threads);
+                }
+                Run::Server(config)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        other => Run::Other(other),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -74,8 +95,13 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Server(a) => server_cmd::run(*a).await,
+        let command = match command {
+            Run::Server(config) => return server_cmd::run(config).await,
+            Run::Other(command) => command,
+        };
+        match command {
+            // Resolved into `Run::Server` above.
+            Command::Server(_) => Ok(()),
             Command::Demo(a) => demo::run(a).await,
             Command::Get(a) => client_cmd::get(a).await,
             Command::Set(a) => client_cmd::set(a).await,

@@ -68,6 +68,9 @@ pub struct ServerArgs {
     /// Most concurrent client connections [default: 10000].
     #[arg(long, env = "FULCRUM_MAX_CLIENTS")]
     max_clients: Option<usize>,
+    /// Worker threads serving clients and peers; 0 is one per CPU core [default: 0].
+    #[arg(long, env = "FULCRUM_THREADS")]
+    threads: Option<usize>,
     /// How often replicas compare Merkle trees (anti-entropy), in ms [default: 10000].
     #[arg(long, env = "FULCRUM_AAE_INTERVAL_MS")]
     aae_interval_ms: Option<u64>,
@@ -109,6 +112,7 @@ impl ServerArgs {
             cache_mb: self.cache_mb,
             sweep_interval_ms: self.sweep_interval_ms,
             max_clients: self.max_clients,
+            threads: self.threads,
             request_timeout_ms: self.request_timeout_ms,
             aae_interval_ms: self.aae_interval_ms,
             tombstone_grace_ms: self.tombstone_grace_ms,
@@ -128,8 +132,9 @@ pub fn init_logging() {
         .try_init();
 }
 
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?;
+/// Serves `config` (resolved before the runtime starts: its `threads` sizes
+/// the runtime) until Ctrl-C, SIGTERM or this node leaving the cluster.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     init_logging();
     let node = Node::start(config).await.context("cannot start the node")?;
     println!(

@@ -143,6 +143,10 @@ fn invalid_values_are_named() {
     assert!(err.contains("sweep-interval-ms"), "{err}");
     let err = refused(&["--max-array-len", "lots"], &[]);
     assert!(err.contains("lots"), "{err}");
+    let err = refused(&["--threads", "5000"], &[]);
+    assert!(err.contains("threads"), "{err}");
+    let err = refused(&[], &[("FULCRUM_THREADS", "many")]);
+    assert!(err.contains("many"), "{err}");
     let err = refused(&["--resp-addr", "not-an-address"], &[]);
     assert!(err.contains("not-an-address"), "{err}");
     let [p] = free_ports::<1>();
@@ -254,6 +258,20 @@ async fn limits_from_env_and_file_take_effect() {
         cmd(&mut c, &["SET", &"k".repeat(32), &"v".repeat(2048)]).await,
         ok()
     );
+}
+
+#[tokio::test]
+async fn threads_size_the_runtime_that_serves_clients() {
+    let node = Node::builder().args(["--threads", "1"]).start().await;
+    let s: Value = serde_json::from_str(&node.http_get("/status").await.body).unwrap();
+    assert_eq!(s["threads"], 1);
+    let mut c = node.client().await;
+    assert_eq!(cmd(&mut c, &["SET", "k", "v"]).await, ok());
+    assert_eq!(cmd(&mut c, &["GET", "k"]).await, bulk("v"));
+
+    let node = Node::builder().env("FULCRUM_THREADS", "3").start().await;
+    let s: Value = serde_json::from_str(&node.http_get("/status").await.body).unwrap();
+    assert_eq!(s["threads"], 3);
 }
 
 #[tokio::test]

@@ -56,6 +56,11 @@ pub struct NodeConfig {
     pub sweep_interval_ms: u64,
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
+    /// Worker threads of the async runtime that serves clients and peers;
+    /// 0 is one per CPU core. One thread, as a single-threaded server
+    /// runs, costs the least CPU per request when the node shares a small
+    /// machine with its clients.
+    pub threads: usize,
     /// A tombstone is purged only when every replica holds it and it is
     /// older than this, ms (late writes, e.g. hints, must land before).
     pub tombstone_grace_ms: u64,
@@ -96,6 +101,7 @@ impl Default for NodeConfig {
             cache_mb: 64,
             sweep_interval_ms: 100,
             max_clients: 10_000,
+            threads: 0,
             request_timeout_ms: 2_000,
             aae_interval_ms: 10_000,
             tombstone_grace_ms: 3_600_000,
@@ -105,6 +111,9 @@ impl Default for NodeConfig {
         }
     }
 }
+
+/// Most worker threads `threads` accepts.
+pub const MAX_THREADS: usize = 1024;
 
 /// A configuration problem, naming the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +151,7 @@ pub struct ConfigOverrides {
     pub cache_mb: Option<u64>,
     pub sweep_interval_ms: Option<u64>,
     pub max_clients: Option<usize>,
+    pub threads: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub aae_interval_ms: Option<u64>,
     pub tombstone_grace_ms: Option<u64>,
@@ -220,6 +230,7 @@ impl NodeConfig {
         set(&mut self.cache_mb, o.cache_mb);
         set(&mut self.sweep_interval_ms, o.sweep_interval_ms);
         set(&mut self.max_clients, o.max_clients);
+        set(&mut self.threads, o.threads);
         set(&mut self.request_timeout_ms, o.request_timeout_ms);
         set(&mut self.aae_interval_ms, o.aae_interval_ms);
         set(&mut self.tombstone_grace_ms, o.tombstone_grace_ms);
@@ -290,6 +301,12 @@ impl NodeConfig {
         }
         if self.max_clients == 0 {
             return invalid("max-clients", "must be at least 1");
+        }
+        if self.threads > MAX_THREADS {
+            return invalid(
+                "threads",
+                &format!("must be between 0 (one per CPU core) and {MAX_THREADS}"),
+            );
         }
         Ok(())
     }

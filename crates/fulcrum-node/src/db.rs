@@ -146,7 +146,7 @@ impl Db {
         storage.create_table(expiry::TABLE)?;
         storage.create_table(crate::hints::TABLE)?;
         storage.create_table(crate::aae::TABLE)?;
-        let commit = GroupCommit::new(storage.clone(), fsync)?;
+        let commit = GroupCommit::leader(storage.clone(), fsync)?;
         Ok(Db {
             node: fulcrum_core::ring::NodeId::from(node_id.as_str()),
             node_id,

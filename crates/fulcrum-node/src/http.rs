@@ -70,6 +70,8 @@ pub struct Status {
     pub ring: RingStatus,
     pub keyspaces: Vec<KeyspaceStatus>,
     pub fsync: String,
+    /// Worker threads of the runtime serving clients and peers.
+    pub threads: usize,
     pub uptime_seconds: u64,
     /// Hints this node holds for replicas that were down.
     pub hints_pending: u64,
@@ -164,6 +166,7 @@ async fn status(State(s): State<AppState>) -> Json<Status> {
         ring,
         keyspaces,
         fsync: s.db.fsync.to_string(),
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
         uptime_seconds: s.db.uptime().as_secs(),
         hints_pending: s.db.hint_backlog(),
     })

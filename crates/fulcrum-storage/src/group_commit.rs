@@ -10,7 +10,10 @@
 //!   has completed. A dedicated OS thread (fsync blocks; it must not run on
 //!   a tokio worker) runs one sync at a time; every request that arrives
 //!   while a sync runs is served by the next one, so N concurrent writers
-//!   cost about two fsyncs, not N.
+//!   cost about two fsyncs, not N. In leader mode ([`GroupCommit::leader`],
+//!   the node's data path) there is no thread: the first waiter that finds
+//!   no sync running runs it on its own thread and the others wait for it,
+//!   so a sync costs no thread hand-offs.
 //! - `interval:MS`: `durable` returns at once; the thread syncs every MS
 //!   milliseconds if there were requests since its last sync. A crash loses
 //!   at most about MS milliseconds of acknowledged writes.
@@ -161,6 +164,9 @@ struct Shared {
     syncs: AtomicU64,
     /// Inline mode: no thread; `durable` sleeps this long, then syncs.
     inline: Option<Duration>,
+    /// Leader mode (`always` only): no thread; a waiting caller runs the
+    /// sync itself when none is running (see [`GroupCommit::leader`]).
+    leader: bool,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +175,8 @@ struct Requests {
     /// whether there is anything to sync).
     requested: u64,
     shutdown: bool,
+    /// Leader mode: a caller is running a sync now.
+    syncing: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -214,6 +222,32 @@ impl GroupCommit {
         Ok(GroupCommit {
             shared,
             thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// A committer whose `always` syncs run on the waiting callers' own
+    /// threads, leader/follower style, instead of on a sync thread: a
+    /// caller of [`GroupCommit::durable`] that finds no sync running becomes
+    /// the leader and runs one (blocking its thread for the fsync, as a
+    /// single-threaded server's event loop would), covering every ticket
+    /// taken before it started; callers arriving meanwhile wait for the
+    /// next leader, one of themselves. This saves the hand-off to and from
+    /// a sync thread (two thread wake-ups per sync) and lets the syncs
+    /// follow the request load. For a multi-threaded async runtime whose
+    /// other workers keep serving while one syncs. Under `interval` and
+    /// `never` it is the same as [`GroupCommit::new`].
+    ///
+    /// # Errors
+    /// As [`GroupCommit::new`].
+    pub fn leader(storage: Arc<dyn Storage>, policy: FsyncPolicy) -> StorageResult<GroupCommit> {
+        if policy != FsyncPolicy::Always {
+            return Self::new(storage, policy);
+        }
+        let mut shared = Shared::new(storage, policy, None);
+        shared.leader = true;
+        Ok(GroupCommit {
+            shared: Arc::new(shared),
+            thread: Mutex::new(None),
         })
     }
 
@@ -263,6 +297,9 @@ impl GroupCommit {
             tokio::time::sleep(latency).await;
             return self.sync_inline(ticket);
         }
+        if self.shared.leader {
+            return self.lead_or_follow(ticket).await;
+        }
         self.shared.wake.notify_one();
 
         let mut progress = self.shared.progress.subscribe();
@@ -287,7 +324,7 @@ impl GroupCommit {
     /// `StorageError::Poisoned` if the final or an earlier sync failed;
     /// `StorageError::Engine` if the sync thread panicked.
     pub fn shutdown(&self) -> StorageResult<()> {
-        if self.shared.inline.is_some() {
+        if self.shared.inline.is_some() || self.shared.leader {
             return self.shutdown_inline();
         }
         let Some(thread) = self.thread.lock().take() else {
@@ -307,16 +344,71 @@ impl GroupCommit {
         }
     }
 
-    /// Inline mode: one sync on the caller's task covering `ticket`.
-    fn sync_inline(&self, ticket: u64) -> StorageResult<()> {
-        if let Some(failure) = self.failure() {
-            return Err(StorageError::Poisoned(failure.to_string()));
+    /// Leader mode: wait until a sync covers `ticket`, running it here
+    /// when none is running.
+    ///
+    /// Why it is safe: a leader reads `target = requested` under the mutex
+    /// and only then syncs, so as with the sync thread, every ticket up to
+    /// `target` was taken after its write returned and before the sync
+    /// started. The leader clears `syncing` before it publishes, so a
+    /// follower woken by the publication and not covered by it finds no
+    /// sync running and leads the next one; no follower waits for a sync
+    /// nobody will run.
+    async fn lead_or_follow(&self, ticket: u64) -> StorageResult<()> {
+        let mut progress = self.shared.progress.subscribe();
+        let mut yielded = false;
+        loop {
+            {
+                let p = progress.borrow_and_update();
+                if p.synced >= ticket {
+                    return Ok(());
+                }
+                if let Some(failure) = &p.failure {
+                    return Err(StorageError::Poisoned(failure.to_string()));
+                }
+                if p.stopped {
+                    return Err(StorageError::Closed);
+                }
+            }
+            if !yielded && !self.shared.requests.lock().syncing {
+                // About to lead: first let every task that is ready to run
+                // take its ticket, so that this sync covers them all (on
+                // one thread, they could not do so during the sync).
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let target = {
+                let mut requests = self.shared.requests.lock();
+                if requests.syncing {
+                    None
+                } else {
+                    requests.syncing = true;
+                    Some(requests.requested)
+                }
+            };
+            match target {
+                Some(target) => {
+                    let outcome = sync_once(&self.shared);
+                    self.shared.requests.lock().syncing = false;
+                    return self.publish(target, outcome);
+                }
+                None => {
+                    if progress.changed().await.is_err() {
+                        return Err(StorageError::Closed);
+                    }
+                }
+            }
         }
-        match sync_once(&self.shared) {
+    }
+
+    /// Publishes the outcome of a sync that covered tickets up to `target`.
+    fn publish(&self, target: u64, outcome: Result<(), String>) -> StorageResult<()> {
+        match outcome {
             Ok(()) => {
                 self.shared
                     .progress
-                    .send_modify(|p| p.synced = p.synced.max(ticket));
+                    .send_modify(|p| p.synced = p.synced.max(target));
                 Ok(())
             }
             Err(message) => {
@@ -331,6 +423,14 @@ impl GroupCommit {
                 Err(StorageError::Poisoned(message))
             }
         }
+    }
+
+    /// Inline mode: one sync on the caller's task covering `ticket`.
+    fn sync_inline(&self, ticket: u64) -> StorageResult<()> {
+        if let Some(failure) = self.failure() {
+            return Err(StorageError::Poisoned(failure.to_string()));
+        }
+        self.publish(ticket, sync_once(&self.shared))
     }
 
     /// Inline mode's shutdown: refuse new requests, one final sync.
@@ -403,6 +503,7 @@ impl Shared {
             durable_requests: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             inline,
+            leader: false,
         }
     }
 }
@@ -627,6 +728,16 @@ mod tests {
         storage.write(batch).unwrap();
     }
 
+    /// An `always` committer: with a sync thread, or in leader mode (the
+    /// waiting callers sync).
+    fn always_committer(storage: Arc<dyn Storage>, leader: bool) -> GroupCommit {
+        if leader {
+            GroupCommit::leader(storage, FsyncPolicy::Always).unwrap()
+        } else {
+            GroupCommit::new(storage, FsyncPolicy::Always).unwrap()
+        }
+    }
+
     /// Polls (without asserting on time) until `cond` holds.
     async fn eventually(mut cond: impl FnMut() -> bool) {
         while !cond() {
@@ -636,124 +747,130 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_waiters_share_fsyncs_and_survive_a_crash() {
-        let memory = Arc::new(MemoryStorage::new());
-        memory.create_table("t").unwrap();
-        let gated = Arc::new(GatedSync {
-            inner: memory.clone(),
-            open: Mutex::new(false),
-            opened: Condvar::new(),
-        });
-        let gc = Arc::new(GroupCommit::new(gated.clone(), FsyncPolicy::Always).unwrap());
+        for leader in [false, true] {
+            let memory = Arc::new(MemoryStorage::new());
+            memory.create_table("t").unwrap();
+            let gated = Arc::new(GatedSync {
+                inner: memory.clone(),
+                open: Mutex::new(false),
+                opened: Condvar::new(),
+            });
+            let gc = Arc::new(always_committer(gated.clone(), leader));
 
-        let tasks: Vec<_> = (0..50)
-            .map(|i| {
-                let gc = gc.clone();
-                tokio::spawn(async move {
-                    put(gc.storage().as_ref(), format!("k{i:02}"));
-                    gc.durable().await.map(|()| i)
+            let tasks: Vec<_> = (0..50)
+                .map(|i| {
+                    let gc = gc.clone();
+                    tokio::spawn(async move {
+                        put(gc.storage().as_ref(), format!("k{i:02}"));
+                        gc.durable().await.map(|()| i)
+                    })
                 })
-            })
-            .collect();
-        // Every writer holds a ticket; the first sync is stuck at the gate.
-        eventually(|| gc.shared.requests.lock().requested == 50).await;
-        gated.open_gate();
+                .collect();
+            // Every writer holds a ticket; the first sync is stuck at the gate.
+            eventually(|| gc.shared.requests.lock().requested == 50).await;
+            gated.open_gate();
 
-        let mut acked = Vec::new();
-        for task in tasks {
-            acked.push(task.await.unwrap().unwrap());
-        }
-        assert_eq!(acked.len(), 50);
-        // The sync stuck at the gate covers some writers, one more covers
-        // the rest.
-        assert!(gc.syncs() <= 2, "{} syncs for 50 writes", gc.syncs());
+            let mut acked = Vec::new();
+            for task in tasks {
+                acked.push(task.await.unwrap().unwrap());
+            }
+            assert_eq!(acked.len(), 50);
+            // The sync stuck at the gate covers some writers, one more covers
+            // the rest.
+            assert!(gc.syncs() <= 2, "{} syncs for 50 writes", gc.syncs());
 
-        memory.crash();
-        let reopened = MemoryStorage::open(&memory.disk()).unwrap();
-        for i in acked {
-            let key = format!("k{i:02}");
-            assert!(
-                reopened.get("t", key.as_bytes()).unwrap().is_some(),
-                "{key} lost"
-            );
+            memory.crash();
+            let reopened = MemoryStorage::open(&memory.disk()).unwrap();
+            for i in acked {
+                let key = format!("k{i:02}");
+                assert!(
+                    reopened.get("t", key.as_bytes()).unwrap().is_some(),
+                    "{key} lost"
+                );
+            }
+            // The final sync at drop fails on the crashed storage; that is fine.
+            drop(gc);
         }
-        // The final sync at drop fails on the crashed storage; that is fine.
-        drop(gc);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_acknowledged_write_survives_a_crash() {
-        let memory = Arc::new(MemoryStorage::new());
-        memory.create_table("t").unwrap();
-        let gc = Arc::new(GroupCommit::new(memory.clone(), FsyncPolicy::Always).unwrap());
-        let tasks: Vec<_> = (0..50)
-            .map(|task| {
-                let gc = gc.clone();
-                tokio::spawn(async move {
-                    let mut acked = Vec::new();
-                    for n in 0..20 {
-                        let key = format!("{task:02}-{n:02}");
-                        put(gc.storage().as_ref(), key.clone());
-                        gc.durable().await.unwrap();
-                        acked.push(key);
-                    }
-                    acked
+        for leader in [false, true] {
+            let memory = Arc::new(MemoryStorage::new());
+            memory.create_table("t").unwrap();
+            let gc = Arc::new(always_committer(memory.clone(), leader));
+            let tasks: Vec<_> = (0..50)
+                .map(|task| {
+                    let gc = gc.clone();
+                    tokio::spawn(async move {
+                        let mut acked = Vec::new();
+                        for n in 0..20 {
+                            let key = format!("{task:02}-{n:02}");
+                            put(gc.storage().as_ref(), key.clone());
+                            gc.durable().await.unwrap();
+                            acked.push(key);
+                        }
+                        acked
+                    })
                 })
-            })
-            .collect();
-        let mut acked = Vec::new();
-        for task in tasks {
-            acked.extend(task.await.unwrap());
-        }
-        // Crash with later, unacknowledged writes still buffered.
-        put(memory.as_ref(), "unacked".to_string());
-        memory.crash();
+                .collect();
+            let mut acked = Vec::new();
+            for task in tasks {
+                acked.extend(task.await.unwrap());
+            }
+            // Crash with later, unacknowledged writes still buffered.
+            put(memory.as_ref(), "unacked".to_string());
+            memory.crash();
 
-        assert_eq!(gc.durable_requests(), 1000);
-        assert!(gc.syncs() <= 1000);
-        let reopened = MemoryStorage::open(&memory.disk()).unwrap();
-        for key in &acked {
-            assert!(
-                reopened.get("t", key.as_bytes()).unwrap().is_some(),
-                "{key} lost"
-            );
+            assert_eq!(gc.durable_requests(), 1000);
+            assert!(gc.syncs() <= 1000);
+            let reopened = MemoryStorage::open(&memory.disk()).unwrap();
+            for key in &acked {
+                assert!(
+                    reopened.get("t", key.as_bytes()).unwrap().is_some(),
+                    "{key} lost"
+                );
+            }
+            assert_eq!(reopened.get("t", b"unacked").unwrap(), None);
+            drop(gc);
         }
-        assert_eq!(reopened.get("t", b"unacked").unwrap(), None);
-        drop(gc);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_sync_poisons_every_waiter_and_later_call() {
-        for panic in [false, true] {
-            let storage = Arc::new(FailingSync {
-                inner: MemoryStorage::new(),
-                panic,
-            });
-            storage.create_table("t").unwrap();
-            let gc = Arc::new(GroupCommit::new(storage.clone(), FsyncPolicy::Always).unwrap());
-            let tasks: Vec<_> = (0..10)
-                .map(|i| {
-                    let gc = gc.clone();
-                    tokio::spawn(async move {
-                        put(gc.storage().as_ref(), format!("k{i}"));
-                        gc.durable().await
+        for leader in [false, true] {
+            for panic in [false, true] {
+                let storage = Arc::new(FailingSync {
+                    inner: MemoryStorage::new(),
+                    panic,
+                });
+                storage.create_table("t").unwrap();
+                let gc = Arc::new(always_committer(storage.clone(), leader));
+                let tasks: Vec<_> = (0..10)
+                    .map(|i| {
+                        let gc = gc.clone();
+                        tokio::spawn(async move {
+                            put(gc.storage().as_ref(), format!("k{i}"));
+                            gc.durable().await
+                        })
                     })
-                })
-                .collect();
-            for task in tasks {
-                let err = task.await.unwrap().unwrap_err();
-                assert!(matches!(err, StorageError::Poisoned(_)), "{err}");
-            }
-            assert!(gc.is_poisoned());
-            let err = gc.durable().await.unwrap_err();
-            match (&err, panic) {
-                (StorageError::Poisoned(msg), false) => assert!(msg.contains("EIO"), "{msg}"),
-                (StorageError::Poisoned(msg), true) => {
-                    assert!(msg.contains("disk on fire"), "{msg}")
+                    .collect();
+                for task in tasks {
+                    let err = task.await.unwrap().unwrap_err();
+                    assert!(matches!(err, StorageError::Poisoned(_)), "{err}");
                 }
-                _ => panic!("unexpected {err}"),
+                assert!(gc.is_poisoned());
+                let err = gc.durable().await.unwrap_err();
+                match (&err, panic) {
+                    (StorageError::Poisoned(msg), false) => assert!(msg.contains("EIO"), "{msg}"),
+                    (StorageError::Poisoned(msg), true) => {
+                        assert!(msg.contains("disk on fire"), "{msg}")
+                    }
+                    _ => panic!("unexpected {err}"),
+                }
+                assert_eq!(gc.syncs(), 0);
+                assert!(matches!(gc.shutdown(), Err(StorageError::Poisoned(_))));
             }
-            assert_eq!(gc.syncs(), 0);
-            assert!(matches!(gc.shutdown(), Err(StorageError::Poisoned(_))));
         }
     }
 
@@ -830,31 +947,33 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_releases_waiters_and_refuses_new_ones() {
-        let memory = Arc::new(MemoryStorage::new());
-        memory.create_table("t").unwrap();
-        let gated = Arc::new(GatedSync {
-            inner: memory.clone(),
-            open: Mutex::new(false),
-            opened: Condvar::new(),
-        });
-        let gc = Arc::new(GroupCommit::new(gated.clone(), FsyncPolicy::Always).unwrap());
-        let waiter = {
-            let gc = gc.clone();
-            tokio::spawn(async move {
-                put(gc.storage().as_ref(), "k".to_string());
-                gc.durable().await
-            })
-        };
-        eventually(|| gc.shared.requests.lock().requested == 1).await;
-        let stopper = {
-            let gc = gc.clone();
-            std::thread::spawn(move || gc.shutdown())
-        };
-        eventually(|| gc.shared.requests.lock().shutdown).await;
-        assert!(matches!(gc.durable().await, Err(StorageError::Closed)));
-        gated.open_gate();
-        waiter.await.unwrap().unwrap();
-        stopper.join().unwrap().unwrap();
-        assert!(memory.disk().durable_get("t", b"k").is_some());
+        for leader in [false, true] {
+            let memory = Arc::new(MemoryStorage::new());
+            memory.create_table("t").unwrap();
+            let gated = Arc::new(GatedSync {
+                inner: memory.clone(),
+                open: Mutex::new(false),
+                opened: Condvar::new(),
+            });
+            let gc = Arc::new(always_committer(gated.clone(), leader));
+            let waiter = {
+                let gc = gc.clone();
+                tokio::spawn(async move {
+                    put(gc.storage().as_ref(), "k".to_string());
+                    gc.durable().await
+                })
+            };
+            eventually(|| gc.shared.requests.lock().requested == 1).await;
+            let stopper = {
+                let gc = gc.clone();
+                std::thread::spawn(move || gc.shutdown())
+            };
+            eventually(|| gc.shared.requests.lock().shutdown).await;
+            assert!(matches!(gc.durable().await, Err(StorageError::Closed)));
+            gated.open_gate();
+            waiter.await.unwrap().unwrap();
+            stopper.join().unwrap().unwrap();
+            assert!(memory.disk().durable_get("t", b"k").is_some());
+        }
     }
 }
