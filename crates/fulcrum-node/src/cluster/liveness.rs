@@ -23,14 +23,16 @@ pub const LINK_MISSES: u32 = 2;
 pub const PROBE_LATE: Duration = Duration::from_millis(200);
 
 /// Whether a ping that went unanswered for `waited` (from sending it to
-/// noticing the timeout) under a `timeout` says anything about the peer.
-/// Not when the prober noticed it more than [`PROBE_LATE`] late: this node
+/// noticing the timeout) under a `timeout` says the link is silent. Not
+/// when the prober noticed it more than [`PROBE_LATE`] late: this node
 /// itself was not running then (an overloaded host, a pause), so the
 /// answer may be waiting unread, and every link it pinged would fail at
-/// once. Gossip's failure detector still declares a peer that stays silent
-/// dead.
-pub fn silence_counts(waited: Duration, timeout: Duration) -> bool {
-    waited <= timeout + PROBE_LATE
+/// once. Nor when the link delivered another answer meanwhile
+/// (`answered`): the peer answers over it, only the ping queued behind
+/// other traffic (a hand-off's batches). Gossip's failure detector still
+/// declares a peer that stays silent dead.
+pub fn silence_counts(waited: Duration, timeout: Duration, answered: bool) -> bool {
+    !answered && waited <= timeout + PROBE_LATE
 }
 
 impl Cluster {
@@ -203,7 +205,8 @@ impl Cluster {
     /// call or answers for another node is down at once; a link that stays
     /// silent is down after [`LINK_MISSES`] pings in a row went unanswered
     /// (one slow answer on a loaded host is not a failure), not counting
-    /// pings whose timeout this node noticed late ([`silence_counts`]).
+    /// pings whose timeout this node noticed late or whose link answered
+    /// other requests meanwhile ([`silence_counts`]).
     /// Down lasts until it answers again.
     pub async fn run_prober(
         self: Arc<Self>,
@@ -229,8 +232,9 @@ impl Cluster {
                     .call(&m.peer_addr, PeerRequest::Ping, timeout)
                     .await;
                 let timed_out = matches!(answer, Err(CallError::Timeout { .. }));
-                if timed_out && !silence_counts(sent.elapsed(), timeout) {
-                    tracing::debug!(node = %m.node_id, waited_ms = sent.elapsed().as_millis(), "ping timeout noticed late; this node was stalled, not counted");
+                let answered = timed_out && this.pool.answered_since(&m.peer_addr, sent);
+                if timed_out && !silence_counts(sent.elapsed(), timeout, answered) {
+                    tracing::debug!(node = %m.node_id, waited_ms = sent.elapsed().as_millis(), answered, "ping timeout not counted: noticed late (this node stalled) or the link answered other requests");
                     return (m.node_id.clone(), None);
                 }
                 if timed_out {
@@ -322,10 +326,14 @@ impl Cluster {
             .collect();
         if !left.is_empty() {
             let m = self.membership.read();
-            let mut cur = self.placement.write();
-            if let Some(p) = cur.with_departed(&m, &left) {
-                tracing::info!(departed = ?p.departed, "members left after handing their data off");
-                *cur = Arc::new(p);
+            // Gossip keeps the state of a node that left long after: look
+            // under the read lock, write only when something changes.
+            if self.placement.read().with_departed(&m, &left).is_some() {
+                let mut cur = self.placement.write();
+                if let Some(p) = cur.with_departed(&m, &left) {
+                    tracing::info!(departed = ?p.departed, "members left after handing their data off");
+                    *cur = Arc::new(p);
+                }
             }
         }
         // Every live member reads with the same ring as this node: no one
@@ -416,16 +424,22 @@ mod tests {
 
     #[test]
     fn a_timeout_noticed_on_time_counts_against_the_link() {
-        assert!(silence_counts(TIMEOUT, TIMEOUT));
-        assert!(silence_counts(TIMEOUT + PROBE_LATE, TIMEOUT));
+        assert!(silence_counts(TIMEOUT, TIMEOUT, false));
+        assert!(silence_counts(TIMEOUT + PROBE_LATE, TIMEOUT, false));
     }
 
     #[test]
     fn a_timeout_noticed_late_says_this_node_was_stalled() {
         assert!(!silence_counts(
             TIMEOUT + PROBE_LATE + Duration::from_millis(1),
-            TIMEOUT
+            TIMEOUT,
+            false
         ));
-        assert!(!silence_counts(Duration::from_secs(3), TIMEOUT));
+        assert!(!silence_counts(Duration::from_secs(3), TIMEOUT, false));
+    }
+
+    #[test]
+    fn a_link_that_answered_other_requests_is_not_silent() {
+        assert!(!silence_counts(TIMEOUT, TIMEOUT, true));
     }
 }
