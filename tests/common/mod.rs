@@ -316,6 +316,11 @@ impl Node {
                 .arg(self.peer.to_string())
                 .args(&self.args)
                 .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(
+                    std::env::var("E2E_NODE_LOG")
+                        .ok()
+                        .map(|v| ("FULCRUM_LOG".to_string(), v)),
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -458,6 +463,10 @@ impl Drop for Node {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Ok(dir) = std::env::var("E2E_LOG_DIR") {
+            let name = format!("{}/node-{}.log", dir, self.peer.port());
+            let _ = std::fs::write(name, &logs);
         }
         if std::thread::panicking() {
             let tail: String = {

@@ -13,9 +13,12 @@
 //! members; a write must also reach its level on the ring of the `up` and
 //! `joining` members (the pending ring, where a joining node already takes
 //! its partitions' writes), and, for [`RING_GRACE`] after the read ring
-//! changed, on the previous read ring (other nodes may still read with it).
-//! So a read at R on any ring a node may use meets every write acknowledged
-//! at W with R + W > N.
+//! changed, on the previous read ring (other nodes may still read with it),
+//! until every live member gossips the new one. So a read at R on any ring
+//! a node may use meets every write acknowledged at W with R + W > N. A
+//! member that left after handing its data off answers no replica reads,
+//! so on a previous ring's set a write counts it as holding the write
+//! (`Placement::departed`).
 //!
 //! Liveness: gossip's failure detector (`up`/`suspect`/`down`, see
 //! `gossip.rs`), and a direct ping on every peer link (`run_prober`): a
@@ -53,7 +56,7 @@ mod peer;
 mod rings;
 
 use rings::{load_membership, Membership, MEMBERS_KEY};
-pub use rings::{Placement, RingView, RING_GRACE};
+pub use rings::{ring_agreed, Placement, RingReport, RingView, RING_GRACE};
 
 /// Test and verification hooks, off unless `--allow-faults`.
 #[derive(Debug, Default)]
@@ -267,26 +270,11 @@ impl Cluster {
 
     /// The replica sets a write of `key` must reach its level on: the read
     /// ring's first, then the pending ring's and recent previous rings'
-    /// when they differ.
+    /// when they differ (see [`Placement::write_sets`]).
     pub fn write_sets(&self, replicas: u32, key: &[u8]) -> Vec<Vec<NodeId>> {
-        let p = self.placement.read();
-        let first = p.read.replicas(replicas, key);
-        let mut sets = vec![first];
-        // Read the clock only when there is a previous ring to check.
-        let now = (!p.previous.is_empty()).then(Instant::now);
-        let others = p.pending.iter().chain(
-            p.previous
-                .iter()
-                .filter(|(_, at)| now.is_some_and(|now| now.duration_since(*at) < RING_GRACE))
-                .map(|(r, _)| r),
-        );
-        for ring in others {
-            let s = ring.replicas(replicas, key);
-            if !sets.contains(&s) {
-                sets.push(s);
-            }
-        }
-        sets
+        self.placement
+            .read()
+            .write_sets(replicas, key, Instant::now)
     }
 
     /// Merges member records into ours (the newer record of each node

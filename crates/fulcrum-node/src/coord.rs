@@ -129,7 +129,7 @@ impl Cluster {
         let replicas = self.replicas(ks.spec.replicas, key);
         let mut quorum = self.tracker(level, &replicas);
         let needed = quorum.needed();
-        self.precheck(&quorum, &replicas)?;
+        self.precheck(&quorum, &replicas, |_| false)?;
         if let [only] = replicas.as_slice() {
             if **only == *self.me.node_id {
                 // One replica, this node: nothing to wait for, merge,
@@ -322,7 +322,9 @@ impl Cluster {
         new: NewVersion,
         level: Level,
     ) -> Result<bool, CoordError> {
-        let sets = self.write_sets(ks.spec.replicas, key);
+        let placement = self.placement();
+        let sets = placement.write_sets(ks.spec.replicas, key, Instant::now);
+        let departed = |node: &str| placement.is_departed(node);
         if self.only_replica_is_me(&sets) && self.one_local_copy_reaches(level) {
             // This node is the key's only replica and its copy meets the
             // level: no peer, quorum or hint bookkeeping. The record is
@@ -355,8 +357,11 @@ impl Cluster {
         // an UNAVAILABLE write surely did not happen. (ANY needs only this
         // node, which can hold hints.)
         if !any {
-            for set in &sets {
-                self.precheck(&self.tracker(level, set), set)?;
+            for (i, set) in sets.iter().enumerate() {
+                self.precheck(&self.tracker(level, set), set, departed)
+                    .inspect_err(|_| {
+                        tracing::debug!(set = i, ?sets, "write refused (set 0: the read ring's)");
+                    })?;
             }
         }
         let mut quorum = WriteQuorum {
@@ -367,10 +372,14 @@ impl Cluster {
         };
         quorum.success(&self.me.node_id, &self.me.dc);
         // Every node of every set, once: a joining node's copy is written
-        // like any replica's.
+        // like any replica's. A node that left after handing its data off
+        // (on a previous ring's set) counts as holding the write and is
+        // not sent it: it answers no reads (`Placement::departed`).
         let mut targets: Vec<NodeId> = Vec::new();
         for node in sets.iter().flatten() {
-            if **node != *self.me.node_id && !targets.contains(node) {
+            if departed(node) {
+                quorum.success(node, &self.dc_of(node));
+            } else if **node != *self.me.node_id && !targets.contains(node) {
                 targets.push(node.clone());
             }
         }
@@ -538,15 +547,33 @@ impl Cluster {
         Tracker::new(level, &refs, &self.me.dc)
     }
 
-    /// `UNAVAILABLE` unless the replicas that are up could satisfy `quorum`.
-    fn precheck(&self, quorum: &Tracker, replicas: &[NodeId]) -> Result<(), CoordError> {
+    /// `UNAVAILABLE` unless the replicas that are up could satisfy `quorum`
+    /// (`departed` replicas count as answering: see `Placement::departed`).
+    fn precheck(
+        &self,
+        quorum: &Tracker,
+        replicas: &[NodeId],
+        departed: impl Fn(&str) -> bool,
+    ) -> Result<(), CoordError> {
         let up: Vec<String> = replicas
             .iter()
-            .filter(|r| self.is_up(r))
+            .filter(|r| departed(r) || self.is_up(r))
             .map(|r| self.dc_of(r))
             .collect();
         let refs: Vec<&str> = up.iter().map(String::as_str).collect();
         if !quorum.possible(&refs) {
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let down: Vec<String> = replicas
+                    .iter()
+                    .filter_map(|r| self.down_reason(r).map(|why| format!("{r}: {why}")))
+                    .collect();
+                tracing::debug!(
+                    replicas = ?replicas,
+                    down = ?down,
+                    needed = quorum.needed(),
+                    "UNAVAILABLE: too few replicas up"
+                );
+            }
             return Err(CoordError::Unavailable {
                 needed: quorum.needed(),
                 reached: up.len() as u32,

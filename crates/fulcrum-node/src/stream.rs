@@ -13,8 +13,10 @@
 //!   ownership moves.
 //! - **Leave.** `CLUSTER LEAVE` announces `leaving` (still read from, no
 //!   longer in the pending ring), waits [`settle`], pushes every partition
-//!   it holds to the nodes that gain it ([`push_away`]), announces `left`
-//!   and stops the process.
+//!   it holds to the nodes that gain it, several partitions at a time
+//!   ([`push_away`], `stream/push.rs`; a failed attempt is retried after
+//!   the partitions already pushed), announces `left` and stops the
+//!   process.
 //! - **Remove.** `CLUSTER REMOVE node` on any member, for a node gossip
 //!   says is dead, marks it `left`; every survivor then pulls the
 //!   partitions it gains from the remaining replicas ([`Cluster::rereplicate`]).
@@ -43,6 +45,8 @@ use fulcrum_storage::Batch;
 use crate::catalog::{Keyspace, META_TABLE};
 use crate::cluster::{Cluster, RingView};
 use crate::net::{MemberState, PeerRequest, PeerResponse};
+
+mod push;
 
 /// Records per streamed page.
 const PAGE: u32 = 256;
@@ -263,76 +267,6 @@ impl Cluster {
         }
     }
 
-    /// Pushes every partition this node replicates on `old` to the nodes
-    /// that replicate it on `new` but not on `old`. Returns records sent.
-    ///
-    /// # Errors
-    /// A target that refuses or cannot be reached.
-    pub async fn push_away(
-        self: &Arc<Self>,
-        old: &RingView,
-        new: &RingView,
-    ) -> Result<u64, String> {
-        let me = self.me.node_id.as_str();
-        let empty = PartitionTree::new().root();
-        let mut sent = 0u64;
-        for ks in self.db.catalog.list() {
-            if ks.spec.mode != Mode::Eventual {
-                continue;
-            }
-            let (n_old, n_new) = (old.n(ks.spec.replicas), new.n(ks.spec.replicas));
-            for p in 0..DEFAULT_PARTITIONS {
-                let was_list = old.ring.preference_list(PartitionId(p), n_old);
-                if !was_list.iter().any(|x| **x == *me)
-                    || self.db.trees.root(&ks.spec.name, p) == empty
-                {
-                    continue;
-                }
-                let targets: Vec<String> = new
-                    .ring
-                    .preference_list(PartitionId(p), n_new)
-                    .iter()
-                    .filter(|x| !was_list.contains(x))
-                    .map(|x| x.to_string())
-                    .collect();
-                if targets.is_empty() {
-                    continue;
-                }
-                let mut after: Option<Bytes> = None;
-                loop {
-                    let (records, next) = self
-                        .db
-                        .partition_records(&ks, p, after.as_deref(), PAGE as usize)
-                        .map_err(|e| e.to_string())?;
-                    let bytes: usize = records.iter().map(|(k, r)| k.len() + r.len()).sum();
-                    for t in &targets {
-                        let addr = self
-                            .member(t)
-                            .ok_or_else(|| format!("unknown target {t}"))?
-                            .peer_addr;
-                        let req = PeerRequest::PutBatch {
-                            keyspace: ks.spec.name.clone(),
-                            records: records.clone(),
-                        };
-                        match self.pool.call(&addr, req, self.request_timeout * 4).await {
-                            Ok(PeerResponse::Done) => {}
-                            Ok(other) => return Err(format!("{t}: unexpected answer {other:?}")),
-                            Err(e) => return Err(format!("{t}: {e}")),
-                        }
-                    }
-                    sent += records.len() as u64;
-                    self.throttle(bytes).await;
-                    match next {
-                        Some(n) => after = Some(n),
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.db.metrics.streamed_records.inc_by(sent);
-        Ok(sent)
-    }
-
     /// `CLUSTER LEAVE`: see the module docs. Returns once this node's data
     /// is on the partitions' next owners and it announced `left`; the
     /// caller then stops the process (through [`Cluster::stop`]).
@@ -351,13 +285,15 @@ impl Cluster {
         self.set_my_state(MemberState::Leaving).await;
         tokio::time::sleep(self.settle()).await;
         let mut last = String::new();
+        // A retry resumes after the partitions already pushed.
+        let mut pushed = push::Pushed::new();
         for attempt in 0..5 {
             let p = self.placement();
             let Some(new) = p.pending.clone() else {
                 last = "no ring without this node".into();
                 break;
             };
-            match self.push_away(&p.read, &new).await {
+            match self.push_away(&p.read, &new, &mut pushed).await {
                 Ok(n) => {
                     if let Err(e) = self.db.storage.sync() {
                         last = e.to_string();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fulcrum_core::keyspace::KeyspaceSpec;
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError};
+use super::{ring_agreed, Cluster, ClusterError, RingReport};
 use crate::catalog::CatalogError;
 use crate::gossip::{Gossip, Liveness, NodeView};
 use crate::net::{CallError, Member, MemberRecord, MemberState, PeerRequest, PeerResponse};
@@ -17,6 +17,23 @@ use crate::schema::SchemaEntry;
 /// Unanswered pings in a row after which a silent peer link counts as
 /// down (a refused connection counts at once).
 pub const LINK_MISSES: u32 = 2;
+
+/// How much later than its timeout the prober may notice an unanswered
+/// ping for the silence to count (see [`silence_counts`]).
+pub const PROBE_LATE: Duration = Duration::from_millis(200);
+
+/// Whether a ping that went unanswered for `waited` (from sending it to
+/// noticing the timeout) under a `timeout` says the link is silent. Not
+/// when the prober noticed it more than [`PROBE_LATE`] late: this node
+/// itself was not running then (an overloaded host, a pause), so the
+/// answer may be waiting unread, and every link it pinged would fail at
+/// once. Nor when the link delivered another answer meanwhile
+/// (`answered`): the peer answers over it, only the ping queued behind
+/// other traffic (a hand-off's batches). Gossip's failure detector still
+/// declares a peer that stays silent dead.
+pub fn silence_counts(waited: Duration, timeout: Duration, answered: bool) -> bool {
+    !answered && waited <= timeout + PROBE_LATE
+}
 
 impl Cluster {
     /// This node's gossip keys (see `gossip.rs`).
@@ -118,6 +135,32 @@ impl Cluster {
         }
     }
 
+    /// Why `node_id` is not routed to (see [`Cluster::is_up`]), or `None`
+    /// when it is: for the log line of a refused request.
+    pub fn down_reason(&self, node_id: &str) -> Option<String> {
+        if self.is_up(node_id) {
+            return None;
+        }
+        let link = self.link_down.read().contains(node_id);
+        let gossip = match self.gossip.get() {
+            None => None,
+            Some(g) => match g.heard.read().get(node_id) {
+                None => Some("gossip never heard it".to_string()),
+                Some(h) if !h.alive => Some(format!(
+                    "gossip holds it dead (last heard {} ms ago)",
+                    Instant::now().duration_since(h.at).as_millis()
+                )),
+                Some(_) => None,
+            },
+        };
+        Some(match (link, gossip) {
+            (true, Some(g)) => format!("link failed its pings; {g}"),
+            (true, None) => "link failed its pings".to_string(),
+            (false, Some(g)) => g,
+            (false, None) => "unknown".to_string(),
+        })
+    }
+
     /// Whether gossip says `node_id` is alive (whatever its link does).
     pub fn gossip_alive(&self, node_id: &str) -> bool {
         match self.gossip.get() {
@@ -161,8 +204,10 @@ impl Cluster {
     /// Pings every other member every `every`: a link that refuses the
     /// call or answers for another node is down at once; a link that stays
     /// silent is down after [`LINK_MISSES`] pings in a row went unanswered
-    /// (one slow answer on a loaded host is not a failure). Down lasts until
-    /// it answers again.
+    /// (one slow answer on a loaded host is not a failure), not counting
+    /// pings whose timeout this node noticed late or whose link answered
+    /// other requests meanwhile ([`silence_counts`]).
+    /// Down lasts until it answers again.
     pub async fn run_prober(
         self: Arc<Self>,
         every: Duration,
@@ -177,27 +222,34 @@ impl Cluster {
                 .filter(|m| m.node_id != self.me.node_id)
                 .collect();
             let this = &self;
+            let timeout = every.max(Duration::from_millis(500));
             let probes = others.iter().map(|m| async move {
                 // The answer must come from the member we asked about, not
                 // from whatever process now listens on its old address.
+                let sent = Instant::now();
                 let answer = this
                     .pool
-                    .call(
-                        &m.peer_addr,
-                        PeerRequest::Ping,
-                        every.max(Duration::from_millis(500)),
-                    )
+                    .call(&m.peer_addr, PeerRequest::Ping, timeout)
                     .await;
                 let timed_out = matches!(answer, Err(CallError::Timeout { .. }));
+                let answered = timed_out && this.pool.answered_since(&m.peer_addr, sent);
+                if timed_out && !silence_counts(sent.elapsed(), timeout, answered) {
+                    tracing::debug!(node = %m.node_id, waited_ms = sent.elapsed().as_millis(), answered, "ping timeout not counted: noticed late (this node stalled) or the link answered other requests");
+                    return (m.node_id.clone(), None);
+                }
                 if timed_out {
                     // A silent link may be black-holed: dial afresh next time.
                     this.pool.reset(&m.peer_addr);
                 }
                 let ok =
                     matches!(answer, Ok(PeerResponse::Pong { node_id }) if node_id == m.node_id);
-                (m.node_id.clone(), ok, timed_out)
+                (m.node_id.clone(), Some((ok, timed_out)))
             });
-            for (node, ok, timed_out) in futures::future::join_all(probes).await {
+            for (node, outcome) in futures::future::join_all(probes).await {
+                // An inconclusive ping changes nothing.
+                let Some((ok, timed_out)) = outcome else {
+                    continue;
+                };
                 let misses = if ok || !timed_out {
                     silent.remove(&node);
                     0
@@ -265,20 +317,46 @@ impl Cluster {
             }
         }
         self.merge_records(records);
+        // Members that say they left: a write no longer waits for them on
+        // a previous ring (see `Placement::departed`).
+        let left: Vec<&str> = views
+            .iter()
+            .filter(|v| v.state == Some(MemberState::Left))
+            .map(|v| v.node_id.as_str())
+            .collect();
+        if !left.is_empty() {
+            let m = self.membership.read();
+            // Gossip keeps the state of a node that left long after: look
+            // under the read lock, write only when something changes.
+            if self.placement.read().with_departed(&m, &left).is_some() {
+                let mut cur = self.placement.write();
+                if let Some(p) = cur.with_departed(&m, &left) {
+                    tracing::info!(departed = ?p.departed, "members left after handing their data off");
+                    *cur = Arc::new(p);
+                }
+            }
+        }
         // Every live member reads with the same ring as this node: no one
         // reads with an older one any more.
         let p = self.placement();
         if !p.previous.is_empty() {
             let mine = p.read_ids();
-            let agreed = views
-                .iter()
-                .filter(|v| v.alive)
-                .all(|v| v.keys.iter().any(|(k, val)| k == "ring" && *val == mine));
-            if agreed {
-                let mut settled = (*p).clone();
-                settled.previous.clear();
+            let reports = views.iter().map(|v| RingReport {
+                alive: v.alive,
+                state: v.state,
+                ring: v
+                    .keys
+                    .iter()
+                    .find(|(k, _)| k == "ring")
+                    .map(|(_, val)| val.as_str()),
+            });
+            if ring_agreed(&mine, reports) {
                 let mut cur = self.placement.write();
-                if cur.read.ids == settled.read.ids {
+                // Unless the rings moved meanwhile (then agreement on the
+                // new read ring is still to come).
+                if cur.read.ids == p.read.ids {
+                    let mut settled = (**cur).clone();
+                    settled.previous.clear();
                     *cur = Arc::new(settled);
                     tracing::info!(ring = %mine, "every live member reads with this ring");
                 }
@@ -335,5 +413,33 @@ impl Cluster {
         );
         self.announce().await;
         version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn a_timeout_noticed_on_time_counts_against_the_link() {
+        assert!(silence_counts(TIMEOUT, TIMEOUT, false));
+        assert!(silence_counts(TIMEOUT + PROBE_LATE, TIMEOUT, false));
+    }
+
+    #[test]
+    fn a_timeout_noticed_late_says_this_node_was_stalled() {
+        assert!(!silence_counts(
+            TIMEOUT + PROBE_LATE + Duration::from_millis(1),
+            TIMEOUT,
+            false
+        ));
+        assert!(!silence_counts(Duration::from_secs(3), TIMEOUT, false));
+    }
+
+    #[test]
+    fn a_link_that_answered_other_requests_is_not_silent() {
+        assert!(!silence_counts(TIMEOUT, TIMEOUT, true));
     }
 }

@@ -9,7 +9,7 @@ use fulcrum_core::record::Record;
 use super::Cluster;
 use crate::catalog::CatalogError;
 use crate::net::server::error;
-use crate::net::{PeerRequest, PeerResponse};
+use crate::net::{MemberState, PeerRequest, PeerResponse};
 use crate::schema::SchemaEntry;
 
 impl Cluster {
@@ -97,6 +97,12 @@ impl Cluster {
                     .await,
             ),
             PeerRequest::Read { keyspace, key } => {
+                if self.my_state() == MemberState::Left {
+                    // Writes on a previous ring count a node that left as
+                    // holding them (`Placement::departed`): its answer must
+                    // not count toward any read.
+                    return error("this node left the cluster; it answers no reads");
+                }
                 let Some(ks) = self.db.catalog.get(&keyspace) else {
                     return error(format!("keyspace '{keyspace}' does not exist"));
                 };

@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::message::{Body, Envelope, PeerRequest, PeerResponse, MAX_FRAME};
@@ -55,6 +56,8 @@ struct Outgoing {
 struct Handle {
     tx: mpsc::Sender<Outgoing>,
     alive: Arc<AtomicBool>,
+    /// When the connection last delivered a response (any request's).
+    answered: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Connections to every peer this node talks to.
@@ -116,6 +119,16 @@ impl PeerPool {
         }
     }
 
+    /// Whether the connection to `addr` delivered a response (to any
+    /// request) after `since`: the peer answers over this link, if slowly.
+    pub fn answered_since(&self, addr: &str, since: Instant) -> bool {
+        self.conns
+            .lock()
+            .get(addr)
+            .and_then(|h| *h.answered.lock())
+            .is_some_and(|at| at > since)
+    }
+
     /// Drops the connection to `addr` (the next call dials anew). For a
     /// link that stopped delivering without an error, e.g. black-holed.
     pub fn reset(&self, addr: &str) {
@@ -133,15 +146,18 @@ impl PeerPool {
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let alive = Arc::new(AtomicBool::new(true));
+        let answered = Arc::new(Mutex::new(None));
         let h = Handle {
             tx,
             alive: alive.clone(),
+            answered: answered.clone(),
         };
         conns.insert(addr.to_string(), h.clone());
         tokio::spawn(run_connection(
             addr.to_string(),
             rx,
             alive,
+            answered,
             self.connect_timeout,
         ));
         h
@@ -152,6 +168,7 @@ async fn run_connection(
     addr: String,
     mut rx: mpsc::Receiver<Outgoing>,
     alive: Arc<AtomicBool>,
+    answered: Arc<Mutex<Option<Instant>>>,
     connect_timeout: Duration,
 ) {
     let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(&addr)).await {
@@ -209,6 +226,7 @@ async fn run_connection(
                 let Some(Ok(bytes)) = frame else { break };
                 match Envelope::decode(&bytes) {
                     Ok(Envelope { id, body: Body::Response(resp) }) => {
+                        *answered.lock() = Some(Instant::now());
                         if let Some(reply) = pending.remove(&id) {
                             let _ = reply.send(Ok(resp));
                         }
