@@ -38,6 +38,7 @@
 //! larger buffer (a network read) it was sliced from.
 
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,8 +104,14 @@ struct Stripe {
     generation: u64,
     /// Writes to this stripe between their start and their end.
     in_flight: u32,
-    /// Oldest first.
-    entries: Vec<Entry>,
+    /// Entries by the 64-bit hash of (table, key); a short list per hash
+    /// (two keys share one only by a hash collision).
+    entries: HashMap<u64, Vec<Entry>>,
+    /// Install order, oldest first, as (hash, seq); a pair whose entry was
+    /// forgotten or installed again since is stale and skipped.
+    order: VecDeque<(u64, u64)>,
+    next_seq: u64,
+    len: usize,
     bytes: usize,
 }
 
@@ -113,6 +120,8 @@ struct Entry {
     key: Bytes,
     /// `None`: the key is known to be absent.
     value: Option<Bytes>,
+    /// When it was installed (its pair in `Stripe::order`).
+    seq: u64,
 }
 
 impl Entry {
@@ -125,38 +134,90 @@ impl Entry {
 }
 
 impl Stripe {
-    fn position(&self, table: &str, key: &[u8]) -> Option<usize> {
+    fn get(&self, hash: u64, table: &str, key: &[u8]) -> Option<&Entry> {
         self.entries
+            .get(&hash)?
             .iter()
-            .position(|e| &*e.key == key && &*e.table == table)
+            .find(|e| &*e.key == key && &*e.table == table)
     }
 
-    fn forget(&mut self, table: &str, key: &[u8]) {
-        if let Some(i) = self.position(table, key) {
-            let e = self.entries.remove(i);
+    fn forget(&mut self, hash: u64, table: &str, key: &[u8]) {
+        let Some(list) = self.entries.get_mut(&hash) else {
+            return;
+        };
+        if let Some(i) = list
+            .iter()
+            .position(|e| &*e.key == key && &*e.table == table)
+        {
+            let e = list.swap_remove(i);
+            if list.is_empty() {
+                self.entries.remove(&hash);
+            }
+            self.len -= 1;
             self.bytes -= e.cost();
         }
     }
 
     /// Installs `entry` as the newest, evicting the oldest over `budget`.
-    fn install(&mut self, entry: Entry, budget: usize) {
-        self.forget(&entry.table, &entry.key);
+    fn install(&mut self, hash: u64, mut entry: Entry, budget: usize) {
+        self.forget(hash, &entry.table, &entry.key);
         let cost = entry.cost();
         if cost > budget {
             return;
         }
-        while self.bytes + cost > budget && !self.entries.is_empty() {
-            let old = self.entries.remove(0);
-            self.bytes -= old.cost();
-        }
+        while self.bytes + cost > budget && self.evict_oldest() {}
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.push_back((hash, entry.seq));
+        self.entries.entry(hash).or_default().push(entry);
+        self.len += 1;
         self.bytes += cost;
-        self.entries.push(entry);
+        if self.order.len() > 2 * self.len + 64 {
+            // Mostly stale pairs (keys written over and over): drop them.
+            let entries = &self.entries;
+            self.order.retain(|(h, seq)| {
+                entries
+                    .get(h)
+                    .is_some_and(|list| list.iter().any(|e| e.seq == *seq))
+            });
+        }
+    }
+
+    /// Removes the oldest live entry; false if there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((hash, seq)) = self.order.pop_front() {
+            let Some(list) = self.entries.get_mut(&hash) else {
+                continue;
+            };
+            if let Some(i) = list.iter().position(|e| e.seq == seq) {
+                let e = list.swap_remove(i);
+                if list.is_empty() {
+                    self.entries.remove(&hash);
+                }
+                self.len -= 1;
+                self.bytes -= e.cost();
+                return true;
+            }
+        }
+        false
     }
 
     fn forget_table(&mut self, table: &str) {
         self.generation += 1;
-        self.entries.retain(|e| &*e.table != table);
-        self.bytes = self.entries.iter().map(Entry::cost).sum();
+        for list in self.entries.values_mut() {
+            list.retain(|e| &*e.table != table);
+        }
+        self.entries.retain(|_, list| !list.is_empty());
+        self.len = self.entries.values().map(Vec::len).sum();
+        self.bytes = self.entries.values().flatten().map(Entry::cost).sum();
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+        self.order.clear();
+        self.len = 0;
+        self.bytes = 0;
     }
 }
 
@@ -171,6 +232,7 @@ struct Start {
 /// One cached key of a batch on its way through `write`.
 struct Pending {
     stripe: usize,
+    hash: u64,
     table: Box<str>,
     key: Bytes,
     value: Option<Bytes>,
@@ -211,10 +273,7 @@ impl CachedStorage {
     /// Forgets every entry (as a process crash would).
     pub fn clear(&self) {
         for stripe in self.stripes.iter() {
-            let mut s = stripe.lock();
-            s.generation += 1;
-            s.entries.clear();
-            s.bytes = 0;
+            stripe.lock().clear();
         }
     }
 
@@ -222,12 +281,14 @@ impl CachedStorage {
         table.starts_with(self.config.table_prefix.as_str())
     }
 
-    fn stripe_of(&self, table: &str, key: &[u8]) -> usize {
+    /// The stripe of (table, key) and the hash that finds it there.
+    fn slot_of(&self, table: &str, key: &[u8]) -> (usize, u64) {
         let mut h = self.hasher.build_hasher();
         h.write(table.as_bytes());
         h.write_u8(0xff);
         h.write(key);
-        (h.finish() as usize) % STRIPES
+        let hash = h.finish();
+        ((hash as usize) % STRIPES, hash)
     }
 
     fn forget_table(&self, table: &str) {
@@ -261,12 +322,12 @@ impl Storage for CachedStorage {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let index = self.stripe_of(table, key);
+        let (index, hash) = self.slot_of(table, key);
         let noted = {
             let stripe = self.stripes[index].lock();
-            if let Some(i) = stripe.position(table, key) {
+            if let Some(entry) = stripe.get(hash, table, key) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(stripe.entries[i].value.clone());
+                return Ok(entry.value.clone());
             }
             (stripe.in_flight == 0).then_some(stripe.generation)
         };
@@ -280,10 +341,12 @@ impl Storage for CachedStorage {
             let mut stripe = self.stripes[index].lock();
             if stripe.in_flight == 0 && stripe.generation == generation {
                 stripe.install(
+                    hash,
                     Entry {
                         table: table.into(),
                         key: Bytes::copy_from_slice(key),
                         value: value.as_deref().map(Bytes::copy_from_slice),
+                        seq: 0,
                     },
                     self.stripe_budget,
                 );
@@ -304,8 +367,10 @@ impl Storage for CachedStorage {
             }
             let uncacheable = key.len() > self.config.max_entry_bytes
                 || value.is_some_and(|v| v.len() > self.config.max_entry_bytes);
+            let (stripe, hash) = self.slot_of(table, key);
             pending.push(Pending {
-                stripe: self.stripe_of(table, key),
+                stripe,
+                hash,
                 table: table.as_str().into(),
                 key: if uncacheable {
                     key.clone()
@@ -319,43 +384,46 @@ impl Storage for CachedStorage {
                 uncacheable,
             });
         }
+        // Grouped by stripe, batch order kept within a stripe (a stable
+        // sort), so that each stripe is visited once.
+        pending.sort_by_key(|p| p.stripe);
+        let groups: Vec<&[Pending]> = pending.chunk_by(|a, b| a.stripe == b.stripe).collect();
         // Once per stripe, with all of the batch's keys there: forget, bump,
         // note the generation and whether the write starts alone.
-        let mut started: Vec<Start> = Vec::new();
-        for p in &pending {
-            if started.iter().any(|s| s.stripe == p.stripe) {
-                continue;
-            }
-            let mut stripe = self.stripes[p.stripe].lock();
-            for q in pending.iter().filter(|q| q.stripe == p.stripe) {
-                stripe.forget(&q.table, &q.key);
+        let mut started: Vec<Start> = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let mut stripe = self.stripes[group[0].stripe].lock();
+            for q in group.iter() {
+                stripe.forget(q.hash, &q.table, &q.key);
             }
             stripe.generation += 1;
             started.push(Start {
-                stripe: p.stripe,
+                stripe: group[0].stripe,
                 generation: stripe.generation,
                 alone: stripe.in_flight == 0,
             });
             stripe.in_flight += 1;
         }
         let written = self.inner.write(batch);
-        for start in &started {
+        for (start, group) in started.iter().zip(&groups) {
             let mut stripe = self.stripes[start.stripe].lock();
             stripe.in_flight -= 1;
             let install = written.is_ok() && start.alone && stripe.generation == start.generation;
             // In batch order, so the last op on a key wins, as in the engine.
-            for p in pending.iter().filter(|p| p.stripe == start.stripe) {
+            for p in group.iter() {
                 if install && !p.uncacheable {
                     stripe.install(
+                        p.hash,
                         Entry {
                             table: p.table.clone(),
                             key: p.key.clone(),
                             value: p.value.clone(),
+                            seq: 0,
                         },
                         self.stripe_budget,
                     );
                 } else {
-                    stripe.forget(&p.table, &p.key);
+                    stripe.forget(p.hash, &p.table, &p.key);
                 }
             }
             // Reads that overlapped this write must not install.
@@ -475,6 +543,66 @@ mod tests {
         assert_eq!(cache.get("data.t", b"k").unwrap(), None);
     }
 
+    fn entry(key: &str) -> Entry {
+        Entry {
+            table: "t".into(),
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Some(Bytes::from_static(b"v")),
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn a_stripe_evicts_in_install_order_and_a_reinstall_counts_as_new() {
+        // Hash of a one-letter key: its letter; "x" and "y" collide on 7.
+        let hash = |k: &str| match k {
+            "x" | "y" => 7,
+            k => u64::from(k.as_bytes()[0]),
+        };
+        let mut s = Stripe::default();
+        let cost = entry("a").cost();
+        let budget = 3 * cost;
+        for k in ["a", "b", "c"] {
+            s.install(hash(k), entry(k), budget);
+        }
+        s.install(hash("a"), entry("a"), budget);
+        s.install(hash("d"), entry("d"), budget);
+        assert!(s.get(hash("b"), "t", b"b").is_none(), "b was the oldest");
+        for k in ["a", "c", "d"] {
+            assert!(s.get(hash(k), "t", k.as_bytes()).is_some(), "{k} kept");
+        }
+        assert_eq!((s.len, s.bytes), (3, 3 * cost));
+
+        // A forgotten entry frees its room; eviction skips its stale pair.
+        s.forget(hash("c"), "t", b"c");
+        s.install(hash("e"), entry("e"), budget);
+        s.install(hash("f"), entry("f"), budget);
+        assert!(
+            s.get(hash("a"), "t", b"a").is_none(),
+            "a was the oldest left"
+        );
+        for k in ["d", "e", "f"] {
+            assert!(s.get(hash(k), "t", k.as_bytes()).is_some(), "{k} kept");
+        }
+        assert_eq!((s.len, s.bytes), (3, 3 * cost));
+
+        // Keys whose hashes collide live side by side.
+        s.install(7, entry("x"), budget);
+        s.install(7, entry("y"), budget);
+        assert!(s.get(7, "t", b"x").is_some() && s.get(7, "t", b"y").is_some());
+        s.forget(7, "t", b"x");
+        assert!(s.get(7, "t", b"x").is_none() && s.get(7, "t", b"y").is_some());
+        assert!(s.get(7, "other", b"y").is_none(), "tables are told apart");
+
+        // Rewriting one key over and over keeps the order queue short.
+        for _ in 0..1000 {
+            s.install(hash("d"), entry("d"), budget);
+        }
+        assert!(s.order.len() <= 2 * s.len + 64, "{} pairs", s.order.len());
+        s.clear();
+        assert_eq!((s.len, s.bytes, s.order.len()), (0, 0, 0));
+    }
+
     #[test]
     fn entries_stay_within_the_budget() {
         let budget = STRIPES * 512;
@@ -484,7 +612,7 @@ mod tests {
         }
         let used: usize = cache.stripes.iter().map(|s| s.lock().bytes).sum();
         assert!(used <= budget, "{used} bytes cached, budget {budget}");
-        let entries: usize = cache.stripes.iter().map(|s| s.lock().entries.len()).sum();
+        let entries: usize = cache.stripes.iter().map(|s| s.lock().len).sum();
         assert!(entries > 0 && entries < 10_000, "{entries} entries");
         for i in (0..10_000u32).step_by(7) {
             let key = format!("key-{i}");

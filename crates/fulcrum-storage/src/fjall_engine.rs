@@ -269,6 +269,23 @@ impl FjallStorage {
         })
     }
 
+    /// Whether journal `id`, the active one at an earlier sync, is still
+    /// the active one: `<id+1>.jnl` is missing (checked first) and
+    /// `<id>.jnl` exists (checked second). Two `stat`s instead of listing
+    /// the directory on every sync. Why that suffices: fjall names the
+    /// journal it rotates to `<id+1>.jnl`, and deletes sealed journals
+    /// oldest first (its journal manager evicts the front of a FIFO queue).
+    /// Had a rotation away from `id` happened before the first check,
+    /// `<id+1>.jnl` would exist then unless already deleted, and deleting it
+    /// would have required deleting `<id>.jnl` first, which the second
+    /// check still finds. Ids are never reused. Any doubt (an error) falls
+    /// back to listing.
+    fn still_active(&self, id: u64) -> bool {
+        let next = self.path.join(format!("{}.jnl", id + 1));
+        let current = self.path.join(format!("{id}.jnl"));
+        matches!(next.try_exists(), Ok(false)) && matches!(current.try_exists(), Ok(true))
+    }
+
     /// Id of the active journal: the highest `<id>.jnl` in the data
     /// directory (how fjall itself finds it at recovery).
     fn active_journal_id(&self) -> StorageResult<u64> {
@@ -295,7 +312,10 @@ impl FjallStorage {
     /// descriptor, without fjall's journal lock (see the module docs).
     fn sync_active_journal(&self) -> StorageResult<()> {
         let mut journal = self.journal.lock();
-        let id = self.active_journal_id()?;
+        let id = match journal.as_ref() {
+            Some((cached, _)) if self.still_active(*cached) => *cached,
+            _ => self.active_journal_id()?,
+        };
         if journal.as_ref().map(|(cached, _)| *cached) != Some(id) {
             let path = self.path.join(format!("{id}.jnl"));
             let file = std::fs::File::open(&path).map_err(|source| StorageError::Io {
@@ -731,6 +751,8 @@ mod engine_tests {
         s.sync().unwrap();
         let first = s.journal.lock().as_ref().map(|(id, _)| *id);
         assert_eq!(first, Some(0), "a fresh database journals into 0.jnl");
+        assert!(s.still_active(0));
+        assert!(!s.still_active(1), "1.jnl does not exist yet");
         // fjall rotates the journal at a flush once it holds over 64 MB:
         // write incompressible 512 KiB values until it did.
         let mut n = 0u32;
@@ -750,9 +772,12 @@ mod engine_tests {
             n += 1;
             assert!(n < 1000, "the journal never rotated");
         }
+        assert!(!s.still_active(0), "0.jnl was rotated away from");
         s.sync().unwrap();
         let synced = s.journal.lock().as_ref().map(|(id, _)| *id).unwrap();
         assert!(synced > 0);
+        assert_eq!(synced, s.active_journal_id().unwrap());
+        assert!(s.still_active(synced));
         assert!(dir.path().join(format!("{synced}.jnl")).is_file());
         s.close().unwrap();
         let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
