@@ -25,10 +25,9 @@
 #                   $TMPDIR or /tmp; must be a real disk for fsync to mean
 #                   anything, not tmpfs)
 #   CARGO_TARGET_DIR  where the release build goes (default ./target)
-#   FULCRUM_THREADS=1  fulcrum server --threads: worker threads (0: one per
-#                   CPU core, the server's default). 1 by default here:
-#                   redis-server serves clients from one event-loop thread,
-#                   and on a small machine the client needs the other cores
+#   FULCRUM_THREADS=0  fulcrum server --threads: worker threads (0, the
+#                   server's default: one per CPU core; 1 is redis-server's
+#                   one event-loop thread)
 #   FULCRUM_REV     how to name the measured Fulcrum in the report (default:
 #                   git commit, marked if the working tree has changes)
 #
@@ -44,7 +43,7 @@ REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 BENCH_DURATION=${BENCH_DURATION:-10s}
 BASE_PORT=${BASE_PORT:-16379}
-FULCRUM_THREADS=${FULCRUM_THREADS:-1}
+FULCRUM_THREADS=${FULCRUM_THREADS:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 FULCRUM=$TARGET_DIR/release/fulcrum
 
