@@ -254,6 +254,16 @@ impl Cluster {
             .map_or(MemberState::Up, |r| r.state)
     }
 
+    /// The ring of the `up` members only (not joining, leaving or left):
+    /// where strong keyspaces' voters belong. `None` when nobody is up.
+    pub fn up_ring(&self) -> Option<RingView> {
+        let m = self.membership.read();
+        if !m.members.values().any(|r| r.state == MemberState::Up) {
+            return None;
+        }
+        RingView::build(&m, &[MemberState::Up]).ok()
+    }
+
     /// Nodes on the read ring.
     pub fn member_count(&self) -> usize {
         self.placement.read().read.ids.len()

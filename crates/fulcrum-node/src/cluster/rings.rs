@@ -45,7 +45,7 @@ pub struct RingView {
 }
 
 impl RingView {
-    fn build(m: &Membership, states: &[MemberState]) -> Result<RingView, ClusterError> {
+    pub(super) fn build(m: &Membership, states: &[MemberState]) -> Result<RingView, ClusterError> {
         let ids: Vec<String> = m
             .members
             .values()
