@@ -257,11 +257,7 @@ impl Cluster {
     /// The ring of the `up` members only (not joining, leaving or left):
     /// where strong keyspaces' voters belong. `None` when nobody is up.
     pub fn up_ring(&self) -> Option<RingView> {
-        let m = self.membership.read();
-        if !m.members.values().any(|r| r.state == MemberState::Up) {
-            return None;
-        }
-        RingView::build(&m, &[MemberState::Up]).ok()
+        self.placement.read().up.clone()
     }
 
     /// Nodes on the read ring.

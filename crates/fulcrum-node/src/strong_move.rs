@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fulcrum_core::keyspace::{KeyspaceSpec, Mode};
-use fulcrum_raft::{GroupId, Membership, PeerNode, RaftError};
+use fulcrum_raft::{GroupId, PeerNode, RaftError};
 
 use crate::cluster::{Cluster, RingView};
 use crate::net::{PeerRequest, PeerResponse};
@@ -116,6 +116,10 @@ pub async fn run_voter_mover(
     }
 }
 
+fn target_names(ring: &RingView, spec: &KeyspaceSpec, gid: &GroupId) -> Vec<String> {
+    Cluster::voter_target(ring, spec.replicas, gid.partition)
+}
+
 fn names(peers: &[PeerNode]) -> Vec<String> {
     peers.iter().map(|p| p.name.clone()).collect()
 }
@@ -132,18 +136,30 @@ impl Cluster {
         let Some(ring) = self.up_ring() else {
             return;
         };
-        for gid in self.groups.groups() {
-            let leads =
-                matches!(self.groups.leader(&gid), Ok(Some(l)) if l.name == self.me.node_id);
+        for gid in self.groups.led_groups() {
             let Some(ks) = self.db.catalog.get(&gid.keyspace) else {
                 continue;
             };
-            if !leads || ks.spec.mode != Mode::Strong {
+            if ks.spec.mode != Mode::Strong {
                 continue;
             }
             let Ok(m) = self.groups.membership(&gid) else {
                 continue;
             };
+            // Learners no placement wants (a move that timed out, then the
+            // ring changed again) would be replicated to forever.
+            let stale: Vec<PeerNode> = m
+                .learners
+                .iter()
+                .filter(|l| !m.joint && !target_names(&ring, &ks.spec, &gid).contains(&l.name))
+                .cloned()
+                .collect();
+            if !stale.is_empty() && m.committed {
+                if let Err(e) = self.groups.remove_learners(&gid, &stale, CHANGE).await {
+                    tracing::warn!(group = %gid, error = %e, "cannot remove stale learners");
+                }
+                continue;
+            }
             let p = gid.partition as usize;
             let target = Self::voter_target(&ring, ks.spec.replicas, gid.partition);
             // Every target must be a member this node can address.
@@ -166,7 +182,7 @@ impl Cluster {
                 }
                 VoterPlan::Move { add, target } => {
                     tracing::info!(group = %gid, from = ?names(&m.voters), to = ?target, "moving raft voters");
-                    match self.move_group(&gid, &m, &add, &target).await {
+                    match self.move_group(&gid, &add, &target).await {
                         Ok(epoch) => {
                             tracing::info!(group = %gid, voters = ?target, epoch, "raft voters moved");
                             self.publish_voters(&gid, target, epoch).await;
@@ -184,7 +200,6 @@ impl Cluster {
     async fn move_group(
         &self,
         gid: &GroupId,
-        m: &Membership,
         add: &[String],
         target: &[String],
     ) -> Result<u64, String> {
@@ -195,16 +210,16 @@ impl Cluster {
         };
         for id in add {
             let node = peer(id)?;
-            if !m.learners.iter().any(|l| l.name == *id) {
-                let req = PeerRequest::JoinGroup {
-                    keyspace: gid.keyspace.clone(),
-                    partition: gid.partition,
-                };
-                match self.pool.call(&node.addr, req, self.request_timeout).await {
-                    Ok(PeerResponse::Done) => {}
-                    Ok(other) => return Err(format!("{id} did not open the group: {other:?}")),
-                    Err(e) => return Err(format!("{id} did not open the group: {e}")),
-                }
+            // Also to a learner added before: it may have restarted since
+            // (a node reopens only the groups the spec names it in).
+            let req = PeerRequest::JoinGroup {
+                keyspace: gid.keyspace.clone(),
+                partition: gid.partition,
+            };
+            match self.pool.call(&node.addr, req, self.request_timeout).await {
+                Ok(PeerResponse::Done) => {}
+                Ok(other) => return Err(format!("{id} did not open the group: {other:?}")),
+                Err(e) => return Err(format!("{id} did not open the group: {e}")),
             }
             self.groups
                 .add_learner(gid, node, CATCH_UP)

@@ -20,8 +20,9 @@
 //! as soon as a majority of its voters have opened it. `voters` is only
 //! used for a pristine group: once a group has state, its membership comes
 //! from its log. (A node whose storage was lost must not rejoin under its
-//! old name: it would have forgotten its vote. Replacing members is future
-//! work, through membership changes.)
+//! old name: it would have forgotten its vote. Members are replaced through
+//! membership changes: [`Groups::join_group`] on the new node,
+//! [`Groups::add_learner`] and [`Groups::change_voters`] on the leader.)
 //!
 //! Durability: every group shares one [`GroupCommit`] (policy `always`),
 //! so the log appends and votes of all groups share fsyncs.
@@ -588,6 +589,59 @@ impl<T: RaftTransport> Groups<T> {
             purged_index: m.purged.map(|l| l.index()),
             voters: m.membership_config.membership().voter_ids().collect(),
         })
+    }
+
+    /// The open groups this node leads (as far as it knows), sorted.
+    pub fn led_groups(&self) -> Vec<GroupId> {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let local = self.inner.local_id;
+        let mut ids: Vec<GroupId> = self
+            .inner
+            .groups
+            .read()
+            .iter()
+            .filter(|(_, g)| g.raft.metrics().borrow_watched().current_leader == Some(local))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether this node is a voter of `group` (an open group whose
+    /// membership, as this node's log has it, names it a voter).
+    pub fn is_voter(&self, group: &GroupId) -> bool {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let Ok(g) = self.group(group) else {
+            return false;
+        };
+        let metrics = g.raft.metrics();
+        let m = metrics.borrow_watched();
+        let local = self.inner.local_id;
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == local);
+        voter
+    }
+
+    /// Removes `learners` from `group` (this node must lead it).
+    ///
+    /// # Errors
+    /// `NotLeader`; `Timeout`; `NoSuchGroup`; `Fatal` (e.g. one of them is
+    /// a voter).
+    pub async fn remove_learners(
+        &self,
+        group: &GroupId,
+        learners: &[PeerNode],
+        timeout: Duration,
+    ) -> Result<(), RaftError> {
+        let g = self.group(group)?;
+        let ids = learners.iter().map(PeerNode::id).collect();
+        let change = openraft::ChangeMembers::RemoveNodes(ids);
+        let removed = tokio::time::timeout(timeout, g.raft.change_membership(change, false)).await;
+        self.membership_result(group, "remove learners", timeout, removed)
+            .map(|_| ())
     }
 
     /// `group`'s membership as this node's log has it (see [`Membership`]).

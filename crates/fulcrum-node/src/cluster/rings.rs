@@ -92,6 +92,10 @@ pub struct Placement {
     pub pending: Option<RingView>,
     /// Read rings replaced less than [`RING_GRACE`] ago, with when.
     pub previous: Vec<(RingView, Instant)>,
+    /// The ring of `up` members only, where strong keyspaces' voters
+    /// belong (`strong_move.rs`); `None` while nobody is up. Usually the
+    /// read ring itself.
+    pub up: Option<RingView>,
 }
 
 impl Placement {
@@ -122,6 +126,22 @@ impl Placement {
             None
         };
         let pending = pending.filter(|p| p.ids != read.ids);
+        let up_ids: Vec<&String> = m
+            .members
+            .values()
+            .filter(|r| r.state == Up)
+            .map(|r| &r.member.node_id)
+            .collect();
+        let same = |v: &RingView| v.ids.iter().eq(up_ids.iter().copied());
+        let up = if up_ids.is_empty() {
+            None
+        } else if same(&read) {
+            Some(read.clone())
+        } else if let Some(p) = pending.as_ref().filter(|p| same(p)) {
+            Some(p.clone())
+        } else {
+            Some(RingView::build(m, &[Up])?)
+        };
         let now = Instant::now();
         let mut previous: Vec<(RingView, Instant)> = old
             .map(|o| o.previous.clone())
@@ -138,6 +158,7 @@ impl Placement {
             read,
             pending,
             previous,
+            up,
         })
     }
 }

@@ -186,10 +186,7 @@ async fn one_group(
     let serializable = stale || ctx.read_level(ks) == Level::Serializable;
     // A learner (being added) or a node moved out forwards, like any node
     // that does not vote in the group.
-    let voter = cluster
-        .groups
-        .membership(&gid)
-        .is_ok_and(|m| m.voters.iter().any(|v| v.name == cluster.me.node_id));
+    let voter = cluster.groups.is_voter(&gid);
     let mut hint: Option<String> = cluster.groups.leader(&gid).ok().flatten().map(|p| p.name);
     let mut last: String;
     loop {
