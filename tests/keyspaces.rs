@@ -69,7 +69,8 @@ async fn create_list_info_use_drop() {
     let inv_pairs: Vec<String> = pairs(&inv).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         inv_pairs,
-        ["name", "mode", "replicas", "read", "write", "conflict", "keys"]
+        ["name", "mode", "replicas", "read", "write", "conflict", "keys", "voters"],
+        "strong keyspaces also list each group's voters"
     );
     assert_eq!(field(&inv, "name"), bulk("inventory"));
     assert_eq!(field(&inv, "mode"), bulk("strong"));

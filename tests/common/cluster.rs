@@ -6,7 +6,7 @@
 //! * [`status_json`], [`members`], [`last_heard`]: a node's `/status`.
 //! * [`start_node`], [`wait_members_up`], [`wait_member_state`],
 //!   [`wait_ring_settled`]: one node at a time, for tests that grow and
-//!   shrink a cluster.
+//!   shrink a cluster; [`start_nodes`]: n1..nN at once.
 //! * [`Cluster`]: three nodes n1..n3 joined through n1, with clients by
 //!   node number.
 //!
@@ -165,6 +165,26 @@ pub async fn wait_ring_settled(wait: Wait, observer: &Node) {
         }
     })
     .await;
+}
+
+/// n1 .. n`count`, each joining through n1, all up and with settled
+/// rings everywhere.
+pub async fn start_nodes(count: usize, extra: &[&str], wait: Wait) -> Vec<Node> {
+    let first = start_node("n1", None, extra).await;
+    let mut nodes = vec![first];
+    for i in 2..=count {
+        let n = start_node(&format!("n{i}"), Some(&nodes[0]), extra).await;
+        nodes.push(n);
+    }
+    let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for n in &nodes {
+        wait_members_up(wait, n, &refs).await;
+    }
+    for n in &nodes {
+        wait_ring_settled(wait, n).await;
+    }
+    nodes
 }
 
 /// The node ids of a [`Cluster`], n1 first.

@@ -104,12 +104,19 @@ pub struct KeyspaceSpec {
     /// Default write level.
     pub write: Level,
     pub conflict: Conflict,
-    /// Strong keyspaces: the voters (node ids) of each Raft group, fixed
-    /// when the keyspace is created, so every node opens the same groups.
-    /// (No `skip_serializing_if`: peer messages use a non-self-describing
-    /// encoding in which every field must be present.)
+    /// Strong keyspaces: the voters (node ids) of each Raft group, placed
+    /// when the keyspace is created and republished by the group's leader
+    /// after each membership change, so every node knows where each group
+    /// lives. (No `skip_serializing_if`: peer messages use a
+    /// non-self-describing encoding in which every field must be present.)
     #[serde(default)]
     pub groups: Vec<Vec<String>>,
+    /// Per group, the Raft log index of the membership `groups` names (0:
+    /// as placed at creation). Of two specs of one keyspace version, each
+    /// group's voters come from the one with the higher epoch
+    /// ([`KeyspaceSpec::merge_groups`]). Missing entries read as 0.
+    #[serde(default)]
+    pub group_epochs: Vec<u64>,
 }
 
 impl KeyspaceSpec {
@@ -124,7 +131,41 @@ impl KeyspaceSpec {
             write: Level::default_for(mode),
             conflict: Conflict::Siblings,
             groups: Vec::new(),
+            group_epochs: Vec::new(),
         }
+    }
+
+    /// The epoch of group `partition`'s voters (0 if never moved).
+    pub fn group_epoch(&self, partition: usize) -> u64 {
+        self.group_epochs.get(partition).copied().unwrap_or(0)
+    }
+
+    /// Sets group `partition`'s voters as of membership `epoch`.
+    pub fn set_group(&mut self, partition: usize, voters: Vec<String>, epoch: u64) {
+        if self.groups.len() <= partition {
+            self.groups.resize(partition + 1, Vec::new());
+        }
+        if self.group_epochs.len() < self.groups.len() {
+            self.group_epochs.resize(self.groups.len(), 0);
+        }
+        self.groups[partition] = voters;
+        self.group_epochs[partition] = epoch;
+    }
+
+    /// Takes from `other` (the same keyspace version) every group whose
+    /// epoch is higher than ours; returns whether anything changed. The
+    /// merge is commutative, associative and idempotent per group, so
+    /// nodes that hear the same publications in any order agree.
+    pub fn merge_groups(&mut self, other: &KeyspaceSpec) -> bool {
+        let mut changed = false;
+        for (p, voters) in other.groups.iter().enumerate() {
+            let theirs = other.group_epoch(p);
+            if p >= self.groups.len() || theirs > self.group_epoch(p) {
+                self.set_group(p, voters.clone(), theirs);
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// The `default` keyspace: eventual, 3 replicas (capped by members),
@@ -198,6 +239,28 @@ mod tests {
         assert!(ks.validate().is_err());
         ks.replicas = 8;
         assert!(ks.validate().is_err());
+    }
+
+    #[test]
+    fn merging_groups_keeps_the_newest_voters_of_each_group() {
+        let mut a = KeyspaceSpec::new("k", Mode::Strong);
+        a.groups = vec![vec!["n1".into(), "n2".into()], vec!["n1".into()]];
+        let mut b = a.clone();
+        b.set_group(0, vec!["n2".into(), "n3".into()], 7);
+        let mut c = a.clone();
+        c.set_group(1, vec!["n3".into()], 4);
+        c.set_group(0, vec!["n4".into()], 5);
+
+        let mut ab_c = a.clone();
+        assert!(ab_c.merge_groups(&b));
+        assert!(ab_c.merge_groups(&c));
+        let mut c_ba = c.clone();
+        assert!(c_ba.merge_groups(&b));
+        assert!(!c_ba.merge_groups(&a), "nothing newer in the original");
+        assert_eq!(ab_c, c_ba, "order does not matter");
+        assert_eq!(ab_c.groups[0], ["n2", "n3"]);
+        assert_eq!(ab_c.group_epochs, [7, 4]);
+        assert!(!ab_c.clone().merge_groups(&ab_c), "idempotent");
     }
 
     #[test]

@@ -145,6 +145,38 @@ impl Catalog {
         Ok(ks)
     }
 
+    /// Replaces the stored spec of an existing keyspace (same name, same
+    /// data table) durably, e.g. with the moved voters of its Raft groups.
+    /// Returns the keyspace as it was before.
+    ///
+    /// # Errors
+    /// [`CatalogError::Missing`], an invalid spec, or storage failure.
+    pub fn update(&self, spec: KeyspaceSpec) -> Result<Arc<Keyspace>, CatalogError> {
+        spec.validate()?;
+        let mut map = self.keyspaces.write();
+        let Some(old) = map.get(&spec.name).cloned() else {
+            return Err(CatalogError::Missing(spec.name));
+        };
+        let stored = Stored {
+            format: CATALOG_FORMAT,
+            spec: spec.clone(),
+        };
+        let json = serde_json::to_vec(&stored).map_err(|e| CatalogError::Corrupt {
+            name: spec.name.clone(),
+            message: e.to_string(),
+        })?;
+        let mut batch = Batch::new();
+        batch.put(META_TABLE, meta_key(&spec.name), json);
+        self.storage.write(batch)?;
+        self.storage.sync()?;
+        let ks = Arc::new(Keyspace {
+            spec,
+            table: old.table.clone(),
+        });
+        map.insert(ks.spec.name.clone(), ks);
+        Ok(old)
+    }
+
     /// Drops a keyspace and its data durably.
     ///
     /// # Errors

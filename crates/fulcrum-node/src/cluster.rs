@@ -257,6 +257,12 @@ impl Cluster {
             .map_or(MemberState::Up, |r| r.state)
     }
 
+    /// The ring of the `up` members only (not joining, leaving or left):
+    /// where strong keyspaces' voters belong. `None` when nobody is up.
+    pub fn up_ring(&self) -> Option<RingView> {
+        self.placement.read().up.clone()
+    }
+
     /// Nodes on the read ring.
     pub fn member_count(&self) -> usize {
         self.placement.read().read.ids.len()

@@ -31,6 +31,7 @@ pub mod resp;
 pub mod schema;
 pub mod stream;
 pub mod strong;
+pub mod strong_move;
 mod ticker;
 pub mod write_group;
 

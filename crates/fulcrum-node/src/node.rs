@@ -200,6 +200,11 @@ impl Node {
             Duration::from_millis(config.sweep_interval_ms.max(500)),
             rx.clone(),
         )));
+        tasks.push(tokio::spawn(crate::strong_move::run_voter_mover(
+            cluster.clone(),
+            Duration::from_secs(1),
+            rx.clone(),
+        )));
         tasks.push(tokio::spawn(crate::expiry::run_sweeper(
             db.clone(),
             Duration::from_millis(config.sweep_interval_ms),

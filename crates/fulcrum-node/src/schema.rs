@@ -8,6 +8,13 @@
 //! broadcast (it was down) applies the newer entry when gossip brings it,
 //! so every node converges on one schema: for each name, the entry with the
 //! highest version.
+//!
+//! A strong keyspace's group voters change without a DDL: the leader of a
+//! group that moved republishes the spec under the same version with a
+//! higher epoch for that group (`KeyspaceSpec::group_epochs`). Of two
+//! entries of one version, each group's voters come from the higher epoch
+//! ([`SchemaEntry::merged`]), so publications of different groups by
+//! different leaders all survive.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +36,32 @@ pub struct SchemaEntry {
     pub version: u64,
     /// `None`: dropped.
     pub spec: Option<KeyspaceSpec>,
+}
+
+impl SchemaEntry {
+    /// This entry with what `other` knows better folded in, if that is
+    /// anything: `other` whole if its version is higher; for the same
+    /// version, the groups whose epoch is higher in `other`. `None` when
+    /// `other` adds nothing.
+    pub fn merged(&self, other: &SchemaEntry) -> Option<SchemaEntry> {
+        if other.version > self.version {
+            return Some(other.clone());
+        }
+        if other.version < self.version {
+            return None;
+        }
+        let (Some(mine), Some(theirs)) = (&self.spec, &other.spec) else {
+            return None;
+        };
+        let mut spec = mine.clone();
+        if !spec.merge_groups(theirs) {
+            return None;
+        }
+        Some(SchemaEntry {
+            version: self.version,
+            spec: Some(spec),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -63,17 +96,25 @@ impl Schema {
         now_ms.max(cur + 1)
     }
 
-    /// Records `entry` for `name` if it is newer than the known one;
-    /// returns whether it was.
-    pub fn offer(&self, storage: &dyn Storage, name: &str, entry: SchemaEntry) -> bool {
+    /// The entry known for `name`.
+    pub fn get(&self, name: &str) -> Option<SchemaEntry> {
+        self.entries.lock().get(name).cloned()
+    }
+
+    /// Folds `entry` into the one known for `name` ([`SchemaEntry::merged`]);
+    /// returns the resulting entry if that changed anything.
+    pub fn offer(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+        entry: SchemaEntry,
+    ) -> Option<SchemaEntry> {
         let mut entries = self.entries.lock();
-        if entries
-            .get(name)
-            .is_some_and(|cur| cur.version >= entry.version)
-        {
-            return false;
-        }
-        entries.insert(name.to_string(), entry);
+        let merged = match entries.get(name) {
+            None => entry,
+            Some(cur) => cur.merged(&entry)?,
+        };
+        entries.insert(name.to_string(), merged.clone());
         match serde_json::to_vec(&*entries) {
             Ok(json) => {
                 let mut batch = Batch::new();
@@ -84,7 +125,7 @@ impl Schema {
             }
             Err(e) => tracing::error!(error = %e, "cannot encode the schema versions"),
         }
-        true
+        Some(merged)
     }
 
     /// The highest version of any entry (the node's schema version).
@@ -117,7 +158,7 @@ impl Schema {
             .filter_map(|(k, v)| {
                 let name = k.strip_prefix(GOSSIP_PREFIX)?;
                 let e: SchemaEntry = serde_json::from_str(v).ok()?;
-                let newer = entries.get(name).is_none_or(|cur| cur.version < e.version);
+                let newer = entries.get(name).is_none_or(|cur| cur.merged(&e).is_some());
                 newer.then(|| (name.to_string(), e))
             })
             .collect()
@@ -147,24 +188,56 @@ mod tests {
             version: 10,
             spec: Some(spec("a")),
         };
-        assert!(s.offer(&storage, "a", create.clone()));
+        assert!(s.offer(&storage, "a", create.clone()).is_some());
         assert!(
-            !s.offer(&storage, "a", create.clone()),
+            s.offer(&storage, "a", create.clone()).is_none(),
             "same version again"
         );
         let drop = SchemaEntry {
             version: 20,
             spec: None,
         };
-        assert!(s.offer(&storage, "a", drop.clone()));
+        assert!(s.offer(&storage, "a", drop.clone()).is_some());
         assert!(
-            !s.offer(&storage, "a", create),
+            s.offer(&storage, "a", create).is_none(),
             "an older create after a drop"
         );
         assert_eq!(s.version(), 20);
         assert_eq!(s.next_version("a", 5), 21);
         let reloaded = Schema::load(&storage, &[]);
         assert_eq!(reloaded.version(), 20, "persisted");
+    }
+
+    #[test]
+    fn moved_groups_of_one_version_merge_by_epoch() {
+        let storage = storage();
+        let s = Schema::load(&storage, &[spec("default")]);
+        let mut created = KeyspaceSpec::new("bank", fulcrum_core::keyspace::Mode::Strong);
+        created.groups = vec![vec!["n1".into()], vec!["n1".into()]];
+        let entry = |spec: &KeyspaceSpec| SchemaEntry {
+            version: 10,
+            spec: Some(spec.clone()),
+        };
+        s.offer(&storage, "bank", entry(&created));
+        let mut moved0 = created.clone();
+        moved0.set_group(0, vec!["n2".into()], 5);
+        let mut moved1 = created.clone();
+        moved1.set_group(1, vec!["n3".into()], 9);
+        let peer = Schema::load(&storage, &[spec("default")]);
+        peer.offer(&storage, "bank", entry(&moved1));
+        assert_eq!(s.newer_in(&peer.gossip_keys()).len(), 1, "a newer group");
+
+        assert!(s.offer(&storage, "bank", entry(&moved0)).is_some());
+        let both = s
+            .offer(&storage, "bank", entry(&moved1))
+            .expect("group 1 is newer");
+        let groups = both.spec.expect("a spec").groups;
+        assert_eq!(groups, vec![vec!["n2".to_string()], vec!["n3".to_string()]]);
+        assert!(
+            s.offer(&storage, "bank", entry(&moved0)).is_none(),
+            "old news"
+        );
+        assert!(s.newer_in(&peer.gossip_keys()).is_empty());
     }
 
     #[test]

@@ -50,6 +50,9 @@ mod push;
 
 /// Records per streamed page.
 const PAGE: u32 = 256;
+/// How long `CLUSTER LEAVE` waits for strong groups to move their voters
+/// off the leaving node.
+const STRONG_LEAVE: Duration = Duration::from_secs(60);
 /// Finished partitions between two progress writes.
 const PROGRESS_EVERY: usize = 64;
 
@@ -284,6 +287,12 @@ impl Cluster {
         }
         self.set_my_state(MemberState::Leaving).await;
         tokio::time::sleep(self.settle()).await;
+        // Strong keyspaces: the groups' leaders move their voters off this
+        // node (`strong_move.rs`); it must not go while it still votes.
+        if let Err(e) = self.wait_strong_voters_moved(STRONG_LEAVE).await {
+            self.set_my_state(MemberState::Up).await;
+            return Err(e);
+        }
         let mut last = String::new();
         // A retry resumes after the partitions already pushed.
         let mut pushed = push::Pushed::new();

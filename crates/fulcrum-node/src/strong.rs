@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fulcrum_core::keyspace::KeyspaceSpec;
-use fulcrum_core::ring::{stable_hash, PartitionId, DEFAULT_PARTITIONS};
+use fulcrum_core::ring::{stable_hash, PartitionId, Ring, DEFAULT_PARTITIONS};
 use fulcrum_raft::{GroupId, Groups, PeerNode, RaftTransport, TransportError};
 
 use crate::cluster::Cluster;
@@ -60,6 +60,17 @@ impl RaftTransport for PeerTransport {
 
 pub type NodeGroups = Groups<PeerTransport>;
 
+/// The `n` nodes `ring` places group `partition` on: those of ring
+/// partition `partition · (partitions / STRONG_PARTITIONS)`, in preference
+/// order.
+pub fn group_placement(ring: &Ring, n: usize, partition: u32) -> Vec<String> {
+    let step = DEFAULT_PARTITIONS / STRONG_PARTITIONS;
+    ring.preference_list(PartitionId(partition * step), n)
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+}
+
 /// The Raft group of `key` in strong keyspace `keyspace`.
 pub fn group_of(keyspace: &str, key: &[u8]) -> GroupId {
     GroupId::new(
@@ -74,14 +85,8 @@ impl Cluster {
     pub fn place_strong_groups(&self, replicas: u32) -> Vec<Vec<String>> {
         let ring = self.ring();
         let n = (replicas as usize).min(self.member_count()).max(1);
-        let step = DEFAULT_PARTITIONS / STRONG_PARTITIONS;
         (0..STRONG_PARTITIONS)
-            .map(|g| {
-                ring.preference_list(PartitionId(g * step), n)
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect()
-            })
+            .map(|g| group_placement(&ring, n, g))
             .collect()
     }
 
@@ -98,22 +103,27 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// Opens every group of `spec` this node votes in.
+    /// Opens every group of `spec` this node votes in. A group placed at
+    /// creation (epoch 0) is initialized with its voters if pristine; a
+    /// group this node was moved into only opens (its data comes from the
+    /// leader, see `strong_move.rs`).
     pub async fn open_strong_groups(&self, spec: &KeyspaceSpec) {
         for (p, ids) in spec.groups.iter().enumerate() {
             if !ids.contains(&self.me.node_id) {
                 continue;
             }
-            let voters = self.group_voters(spec, p as u32);
-            if voters.len() != ids.len() {
-                tracing::warn!(keyspace = %spec.name, partition = p, "voters unknown to this node; group not opened");
-                continue;
-            }
-            if let Err(e) = self
-                .groups
-                .open_group(GroupId::new(spec.name.as_str(), p as u32), voters)
-                .await
-            {
+            let gid = GroupId::new(spec.name.as_str(), p as u32);
+            let opened = if spec.group_epoch(p) > 0 {
+                self.groups.join_group(gid).await
+            } else {
+                let voters = self.group_voters(spec, p as u32);
+                if voters.len() != ids.len() {
+                    tracing::warn!(keyspace = %spec.name, partition = p, "voters unknown to this node; group not opened");
+                    continue;
+                }
+                self.groups.open_group(gid, voters).await
+            };
+            if let Err(e) = opened {
                 tracing::error!(keyspace = %spec.name, partition = p, error = %e, "cannot open raft group");
             }
         }

@@ -20,8 +20,9 @@
 //! as soon as a majority of its voters have opened it. `voters` is only
 //! used for a pristine group: once a group has state, its membership comes
 //! from its log. (A node whose storage was lost must not rejoin under its
-//! old name: it would have forgotten its vote. Replacing members is future
-//! work, through membership changes.)
+//! old name: it would have forgotten its vote. Members are replaced through
+//! membership changes: [`Groups::join_group`] on the new node,
+//! [`Groups::add_learner`] and [`Groups::change_voters`] on the leader.)
 //!
 //! Durability: every group shares one [`GroupCommit`] (policy `always`),
 //! so the log appends and votes of all groups share fsyncs.
@@ -75,6 +76,30 @@ pub struct GroupMetrics {
     pub purged_index: Option<u64>,
     /// The voters' ids.
     pub voters: Vec<NodeId>,
+}
+
+/// What openraft answers a membership change.
+type WriteResult = Result<
+    openraft::raft::ClientWriteResponse<crate::types::TypeConfig>,
+    openraft::errors::RaftError<
+        crate::types::TypeConfig,
+        ClientWriteError<crate::types::TypeConfig>,
+    >,
+>;
+
+/// A group's membership as one node's log has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// Log index of the membership entry (0 for the initial one).
+    pub index: u64,
+    /// Whether this node knows that entry committed.
+    pub committed: bool,
+    /// Whether it is a joint membership (a change in progress).
+    pub joint: bool,
+    /// The voters (of every config, if joint).
+    pub voters: Vec<PeerNode>,
+    /// The learners.
+    pub learners: Vec<PeerNode>,
 }
 
 struct Group {
@@ -210,6 +235,26 @@ impl<T: RaftTransport> Groups<T> {
     /// openraft refuses to start.
     pub async fn open_group(&self, group: GroupId, voters: Vec<PeerNode>) -> Result<(), RaftError> {
         let members = self.check_voters(&group, voters)?;
+        self.open_inner(group, Some(members)).await
+    }
+
+    /// Opens `group` on this node without initializing it (a no-op if it
+    /// is open): a node a leader is about to add as a learner (a moved
+    /// group) waits, pristine, for the leader's log or snapshot instead of
+    /// proposing a membership of its own.
+    ///
+    /// # Errors
+    /// As [`Groups::open_group`], minus the voter checks.
+    pub async fn join_group(&self, group: GroupId) -> Result<(), RaftError> {
+        self.open_inner(group, None).await
+    }
+
+    /// Opens `group`; initializes a pristine one with `members` if given.
+    async fn open_inner(
+        &self,
+        group: GroupId,
+        members: Option<BTreeMap<NodeId, PeerNode>>,
+    ) -> Result<(), RaftError> {
         let _lifecycle = self.inner.lifecycle.lock().await;
         if self.inner.groups.read().contains_key(&group) {
             return Ok(());
@@ -241,7 +286,11 @@ impl<T: RaftTransport> Groups<T> {
         )
         .await
         .map_err(|e| RaftError::fatal(&group, e))?;
-        let existing = match crate::rt::seeded(seed, initialize(&raft, members)).await {
+        let initialized = match members {
+            Some(members) => crate::rt::seeded(seed, initialize(&raft, members)).await,
+            None => Ok(true),
+        };
+        let existing = match initialized {
             Ok(existing) => existing,
             Err(e) => {
                 if let Err(stop) = raft.shutdown().await {
@@ -540,6 +589,150 @@ impl<T: RaftTransport> Groups<T> {
             purged_index: m.purged.map(|l| l.index()),
             voters: m.membership_config.membership().voter_ids().collect(),
         })
+    }
+
+    /// The open groups this node leads (as far as it knows), sorted.
+    pub fn led_groups(&self) -> Vec<GroupId> {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let local = self.inner.local_id;
+        let mut ids: Vec<GroupId> = self
+            .inner
+            .groups
+            .read()
+            .iter()
+            .filter(|(_, g)| g.raft.metrics().borrow_watched().current_leader == Some(local))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether this node is a voter of `group` (an open group whose
+    /// membership, as this node's log has it, names it a voter).
+    pub fn is_voter(&self, group: &GroupId) -> bool {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let Ok(g) = self.group(group) else {
+            return false;
+        };
+        let metrics = g.raft.metrics();
+        let m = metrics.borrow_watched();
+        let local = self.inner.local_id;
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == local);
+        voter
+    }
+
+    /// Removes `learners` from `group` (this node must lead it).
+    ///
+    /// # Errors
+    /// `NotLeader`; `Timeout`; `NoSuchGroup`; `Fatal` (e.g. one of them is
+    /// a voter).
+    pub async fn remove_learners(
+        &self,
+        group: &GroupId,
+        learners: &[PeerNode],
+        timeout: Duration,
+    ) -> Result<(), RaftError> {
+        let g = self.group(group)?;
+        let ids = learners.iter().map(PeerNode::id).collect();
+        let change = openraft::ChangeMembers::RemoveNodes(ids);
+        let removed = tokio::time::timeout(timeout, g.raft.change_membership(change, false)).await;
+        self.membership_result(group, "remove learners", timeout, removed)
+            .map(|_| ())
+    }
+
+    /// `group`'s membership as this node's log has it (see [`Membership`]).
+    ///
+    /// # Errors
+    /// `NoSuchGroup`.
+    pub fn membership(&self, group: &GroupId) -> Result<Membership, RaftError> {
+        let m = self.raft_metrics(group)?;
+        let config = m.membership_config.membership();
+        let node = |id: NodeId| {
+            config
+                .get_node(&id)
+                .cloned()
+                .unwrap_or_else(|| PeerNode::new(format!("#{id}"), String::new()))
+        };
+        let index = m
+            .membership_config
+            .log_id()
+            .as_ref()
+            .map_or(0, |l| l.index());
+        Ok(Membership {
+            index,
+            committed: m.local_committed.is_some_and(|c| c.index() >= index),
+            joint: config.get_joint_config().len() > 1,
+            voters: config.voter_ids().map(node).collect(),
+            learners: config.learner_ids().map(node).collect(),
+        })
+    }
+
+    /// Adds `node` to `group` as a learner (this node must lead it) and
+    /// waits until it has caught up with the log (openraft streams the log
+    /// or a snapshot to it).
+    ///
+    /// # Errors
+    /// `NotLeader`; `Timeout` after `timeout` (the learner stays added and
+    /// keeps catching up); `NoSuchGroup`; `Fatal`.
+    pub async fn add_learner(
+        &self,
+        group: &GroupId,
+        node: PeerNode,
+        timeout: Duration,
+    ) -> Result<(), RaftError> {
+        let g = self.group(group)?;
+        let added = tokio::time::timeout(timeout, g.raft.add_learner(node.id(), node, true)).await;
+        self.membership_result(group, "add learner", timeout, added)
+            .map(|_| ())
+    }
+
+    /// Changes `group`'s voters to exactly `voters` (each already a
+    /// learner or voter) through openraft's joint consensus; voters left
+    /// out are removed from the group. Returns the log index of the final
+    /// membership once it is committed.
+    ///
+    /// # Errors
+    /// `NotLeader`; `Timeout` after `timeout` (the change may still
+    /// complete, or leave the group in the joint membership until the next
+    /// change); `NoSuchGroup`; `Fatal` (e.g. a voter is not a learner).
+    pub async fn change_voters(
+        &self,
+        group: &GroupId,
+        voters: &[PeerNode],
+        timeout: Duration,
+    ) -> Result<u64, RaftError> {
+        let g = self.group(group)?;
+        let ids: std::collections::BTreeSet<NodeId> = voters.iter().map(PeerNode::id).collect();
+        let changed = tokio::time::timeout(timeout, g.raft.change_membership(ids, false)).await;
+        self.membership_result(group, "change voters", timeout, changed)
+    }
+
+    fn membership_result(
+        &self,
+        group: &GroupId,
+        op: &'static str,
+        after: Duration,
+        result: Result<WriteResult, tokio::time::error::Elapsed>,
+    ) -> Result<u64, RaftError> {
+        match result {
+            Err(_) => Err(RaftError::Timeout {
+                group: group.clone(),
+                op,
+                after,
+            }),
+            Ok(Ok(resp)) => Ok(resp.log_id.index()),
+            Ok(Err(openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(
+                f,
+            )))) => Err(RaftError::not_leader(
+                group,
+                f.leader_id.map(|id| (id, f.leader_node)),
+            )),
+            Ok(Err(e)) => Err(RaftError::fatal(group, e)),
+        }
     }
 
     /// Asks `group` to build a snapshot now (and compact its log); returns

@@ -51,7 +51,7 @@ pub use command::{
 };
 pub use config::{Clock, GroupsConfig, SystemClock};
 pub use error::RaftError;
-pub use groups::{Applied, GroupMetrics, Groups};
+pub use groups::{Applied, GroupMetrics, Groups, Membership};
 pub use log_store::LogStore;
 pub use network::{RaftTransport, TransportError};
 pub use openraft::ServerState;

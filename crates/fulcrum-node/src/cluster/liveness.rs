@@ -371,12 +371,9 @@ impl Cluster {
     /// Applies a schema entry newer than ours: creates or drops the
     /// keyspace (and its Raft groups), records the version, re-announces.
     pub async fn apply_schema(&self, name: &str, entry: SchemaEntry) {
-        if !self
-            .schema
-            .offer(self.db.storage.as_ref(), name, entry.clone())
-        {
+        let Some(entry) = self.schema.offer(self.db.storage.as_ref(), name, entry) else {
             return;
-        }
+        };
         if entry.spec.is_none() {
             // Staged writes of the keyspace go in first (or fail): none may
             // land in a table of the same name created later.
@@ -388,7 +385,7 @@ impl Cluster {
                     tracing::info!(keyspace = %name, version = entry.version, "keyspace learned from gossip");
                     self.open_strong_groups(&spec).await;
                 }
-                Err(CatalogError::Exists(_)) => {}
+                Err(CatalogError::Exists(_)) => self.regroup(spec).await,
                 Err(e) => tracing::error!(error = %e, "cannot create a gossiped keyspace"),
             },
             None => match self.db.catalog.drop_keyspace(name) {

@@ -51,12 +51,18 @@ impl Cluster {
                 PeerResponse::Done
             }
             PeerRequest::CreateKeyspace { spec, version } => {
+                let entry = SchemaEntry {
+                    version,
+                    spec: Some(spec.clone()),
+                };
                 match self.db.catalog.create(spec.clone()) {
-                    Ok(_) | Err(CatalogError::Exists(_)) => {
-                        let entry = SchemaEntry {
-                            version,
-                            spec: Some(spec.clone()),
-                        };
+                    Err(CatalogError::Exists(_)) => {
+                        // Known already: maybe a republication of moved
+                        // group voters (`strong_move.rs`).
+                        self.apply_schema(&spec.name, entry).await;
+                        PeerResponse::Done
+                    }
+                    Ok(_) => {
                         self.schema
                             .offer(self.db.storage.as_ref(), &spec.name, entry);
                         self.announce().await;
@@ -87,6 +93,13 @@ impl Cluster {
                     Err(e) => error(e),
                 }
             }
+            PeerRequest::JoinGroup {
+                keyspace,
+                partition,
+            } => match self.join_moved_group(&keyspace, partition).await {
+                Ok(()) => PeerResponse::Done,
+                Err(e) => error(e),
+            },
             PeerRequest::Raft {
                 keyspace,
                 partition,

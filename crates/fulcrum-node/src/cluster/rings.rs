@@ -47,7 +47,7 @@ pub struct RingView {
 }
 
 impl RingView {
-    fn build(m: &Membership, states: &[MemberState]) -> Result<RingView, ClusterError> {
+    pub(super) fn build(m: &Membership, states: &[MemberState]) -> Result<RingView, ClusterError> {
         let ids: Vec<String> = m
             .members
             .values()
@@ -103,6 +103,10 @@ pub struct Placement {
     /// both sides). Only previous rings can name them (the read ring holds
     /// `up` and `leaving` members, the pending ring `up` and `joining`).
     pub departed: BTreeSet<String>,
+    /// The ring of `up` members only, where strong keyspaces' voters
+    /// belong (`strong_move.rs`); `None` while nobody is up. Usually the
+    /// read ring itself.
+    pub up: Option<RingView>,
 }
 
 impl Placement {
@@ -133,6 +137,22 @@ impl Placement {
             None
         };
         let pending = pending.filter(|p| p.ids != read.ids);
+        let up_ids: Vec<&String> = m
+            .members
+            .values()
+            .filter(|r| r.state == Up)
+            .map(|r| &r.member.node_id)
+            .collect();
+        let same = |v: &RingView| v.ids.iter().eq(up_ids.iter().copied());
+        let up = if up_ids.is_empty() {
+            None
+        } else if same(&read) {
+            Some(read.clone())
+        } else if let Some(p) = pending.as_ref().filter(|p| same(p)) {
+            Some(p.clone())
+        } else {
+            Some(RingView::build(m, &[Up])?)
+        };
         let now = Instant::now();
         let mut previous: Vec<(RingView, Instant)> = old
             .map(|o| o.previous.clone())
@@ -162,6 +182,7 @@ impl Placement {
             pending,
             previous,
             departed,
+            up,
         })
     }
 

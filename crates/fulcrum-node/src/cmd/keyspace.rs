@@ -43,7 +43,7 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             Mode::Strong => crate::strong::count_keys(ctx.cluster, &s.name),
             Mode::Eventual => ctx.db.count_keys(&ks)?,
         };
-        Ok(Frame::Map(vec![
+        let mut fields = vec![
             (bulk("name"), bulk(&s.name)),
             (bulk("mode"), bulk(s.mode)),
             (bulk("replicas"), Frame::Integer(i64::from(s.replicas))),
@@ -51,7 +51,14 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             (bulk("write"), bulk(s.write)),
             (bulk("conflict"), bulk(s.conflict)),
             (bulk("keys"), Frame::Integer(keys as i64)),
-        ]))
+        ];
+        if s.mode == Mode::Strong {
+            // Each Raft group's voters as this node last learned them,
+            // comma-separated, one entry per group.
+            let voters = s.groups.iter().map(|g| bulk(g.join(","))).collect();
+            fields.push((bulk("voters"), Frame::Array(voters)));
+        }
+        Ok(Frame::Map(fields))
     } else if is(sub, "DROP") {
         let [name] = rest else {
             return Err(CmdError::WrongArity("KEYSPACE|DROP"));

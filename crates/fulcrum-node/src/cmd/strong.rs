@@ -184,7 +184,9 @@ async fn one_group(
             .stale_reads
             .load(std::sync::atomic::Ordering::Relaxed);
     let serializable = stale || ctx.read_level(ks) == Level::Serializable;
-    let voter = cluster.groups.leader(&gid).is_ok();
+    // A learner (being added) or a node moved out forwards, like any node
+    // that does not vote in the group.
+    let voter = cluster.groups.is_voter(&gid);
     let mut hint: Option<String> = cluster.groups.leader(&gid).ok().flatten().map(|p| p.name);
     let mut last: String;
     loop {

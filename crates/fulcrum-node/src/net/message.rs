@@ -15,7 +15,7 @@ use crate::replica::NewVersion;
 
 /// Bumped on any incompatible change; a peer speaking another version is
 /// refused with a clear error.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Largest frame accepted from a peer (a 16 MiB value plus headers and
 /// sibling metadata).
@@ -150,6 +150,12 @@ pub enum PeerRequest {
         keyspace: String,
         partition: u32,
         segments: Vec<u8>,
+    },
+    /// Open Raft group (`keyspace`, `partition`) without initializing it:
+    /// its leader is about to add this node as a learner (`strong_move.rs`).
+    JoinGroup {
+        keyspace: String,
+        partition: u32,
     },
     /// A Raft RPC for group (`keyspace`, `partition`); opaque bytes.
     Raft {
