@@ -46,21 +46,23 @@ async fn wait_state(observer: &Node, member: &str, state: &str) {
 
 /// n1 .. n`count`, each joining through n1, all up everywhere.
 async fn start_cluster(count: usize, extra: &[&str]) -> Vec<Node> {
-    let first = start_node("n1", None, extra).await;
-    let mut nodes = vec![first];
-    for i in 2..=count {
-        let n = start_node(&format!("n{i}"), Some(&nodes[0]), extra).await;
-        nodes.push(n);
-    }
-    let ids: Vec<String> = (1..=count).map(|i| format!("n{i}")).collect();
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    for n in &nodes {
-        wait_members_up(WAIT, n, &refs).await;
-    }
-    for n in &nodes {
-        wait_ring_settled(WAIT, n).await;
-    }
-    nodes
+    start_nodes(count, extra, WAIT).await
+}
+
+/// `CLUSTER LEAVE` on `node` (answered OK once it handed its data off),
+/// then waits for its process to exit.
+async fn leave_and_exit(name: &str, node: &mut Node) {
+    let mut c = node.client().await;
+    c.set_timeout(Some(Duration::from_secs(120)));
+    ok_cmd(&mut c, &["CLUSTER", "LEAVE"]).await;
+    eventually(&format!("{name} exits after leaving"), async || {
+        if node.is_alive() {
+            Err("still running".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 }
 
 async fn ok_cmd(c: &mut Client, args: &[&str]) {
@@ -530,17 +532,7 @@ async fn leaving_node_hands_off_thousands_of_keys_each_readable_with_its_value_f
     let held = local_keys(&nodes[1], "many").await;
     assert!(held > 0 && held < KEYS as i64, "n2 holds {held} of {KEYS}");
 
-    let mut c2 = nodes[1].client().await;
-    c2.set_timeout(Some(Duration::from_secs(120)));
-    ok_cmd(&mut c2, &["CLUSTER", "LEAVE"]).await;
-    eventually("n2 exits after leaving", async || {
-        if nodes[1].is_alive() {
-            Err("still running".to_string())
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    leave_and_exit("n2", &mut nodes[1]).await;
 
     // Three nodes and three copies: each of them holds every key, with
     // its value.
@@ -853,17 +845,7 @@ async fn five_node_cluster_loses_nothing_while_a_node_joins_and_another_leaves_u
     eprintln!("n6 joined after {:?}", started.elapsed());
 
     // Then n5 leaves, still under the load.
-    let mut c5 = nodes[4].client().await;
-    c5.set_timeout(Some(Duration::from_secs(120)));
-    ok_cmd(&mut c5, &["CLUSTER", "LEAVE"]).await;
-    eventually("n5 exits after leaving", async || {
-        if nodes[4].is_alive() {
-            Err("still running".to_string())
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    leave_and_exit("n5", &mut nodes[4]).await;
     let rest: Vec<(&str, &Node)> = vec![
         ("n1", &nodes[0]),
         ("n2", &nodes[1]),

@@ -128,18 +128,7 @@ impl Catalog {
         }
         let table = data_table(&spec.name);
         self.storage.create_table(&table)?;
-        let stored = Stored {
-            format: CATALOG_FORMAT,
-            spec: spec.clone(),
-        };
-        let json = serde_json::to_vec(&stored).map_err(|e| CatalogError::Corrupt {
-            name: spec.name.clone(),
-            message: e.to_string(),
-        })?;
-        let mut batch = Batch::new();
-        batch.put(META_TABLE, meta_key(&spec.name), json);
-        self.storage.write(batch)?;
-        self.storage.sync()?;
+        self.persist(&spec)?;
         let ks = Arc::new(Keyspace { spec, table });
         map.insert(ks.spec.name.clone(), ks.clone());
         Ok(ks)
@@ -157,6 +146,17 @@ impl Catalog {
         let Some(old) = map.get(&spec.name).cloned() else {
             return Err(CatalogError::Missing(spec.name));
         };
+        self.persist(&spec)?;
+        let ks = Arc::new(Keyspace {
+            spec,
+            table: old.table.clone(),
+        });
+        map.insert(ks.spec.name.clone(), ks);
+        Ok(old)
+    }
+
+    /// Writes `spec` to the catalog table and syncs it.
+    fn persist(&self, spec: &KeyspaceSpec) -> Result<(), CatalogError> {
         let stored = Stored {
             format: CATALOG_FORMAT,
             spec: spec.clone(),
@@ -169,12 +169,7 @@ impl Catalog {
         batch.put(META_TABLE, meta_key(&spec.name), json);
         self.storage.write(batch)?;
         self.storage.sync()?;
-        let ks = Arc::new(Keyspace {
-            spec,
-            table: old.table.clone(),
-        });
-        map.insert(ks.spec.name.clone(), ks);
-        Ok(old)
+        Ok(())
     }
 
     /// Drops a keyspace and its data durably.
