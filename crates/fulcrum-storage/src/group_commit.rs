@@ -633,6 +633,18 @@ mod tests {
     }
 
     impl GatedSync {
+        /// A memory engine with table `t`, and the gated view of it.
+        fn over_memory() -> (Arc<MemoryStorage>, Arc<GatedSync>) {
+            let memory = Arc::new(MemoryStorage::new());
+            memory.create_table("t").unwrap();
+            let gated = Arc::new(GatedSync {
+                inner: memory.clone(),
+                open: Mutex::new(false),
+                opened: Condvar::new(),
+            });
+            (memory, gated)
+        }
+
         fn open_gate(&self) {
             *self.open.lock() = true;
             self.opened.notify_all();
@@ -748,13 +760,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_waiters_share_fsyncs_and_survive_a_crash() {
         for leader in [false, true] {
-            let memory = Arc::new(MemoryStorage::new());
-            memory.create_table("t").unwrap();
-            let gated = Arc::new(GatedSync {
-                inner: memory.clone(),
-                open: Mutex::new(false),
-                opened: Condvar::new(),
-            });
+            let (memory, gated) = GatedSync::over_memory();
             let gc = Arc::new(always_committer(gated.clone(), leader));
 
             let tasks: Vec<_> = (0..50)
@@ -948,13 +954,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_releases_waiters_and_refuses_new_ones() {
         for leader in [false, true] {
-            let memory = Arc::new(MemoryStorage::new());
-            memory.create_table("t").unwrap();
-            let gated = Arc::new(GatedSync {
-                inner: memory.clone(),
-                open: Mutex::new(false),
-                opened: Condvar::new(),
-            });
+            let (memory, gated) = GatedSync::over_memory();
             let gc = Arc::new(always_committer(gated.clone(), leader));
             let waiter = {
                 let gc = gc.clone();
