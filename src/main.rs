@@ -75,9 +75,8 @@ fn main() -> std::process::ExitCode {
     let command = match cli.command {
         Command::Server(a) => match a.into_config() {
             Ok(config) => {
-                if config.threads > 0 {
-                    builder.worker_threads(config.threads);
-                }
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                builder.worker_threads(config.worker_threads(cores));
                 Run::Server(config)
             }
             Err(e) => {

@@ -68,7 +68,7 @@ pub struct ServerArgs {
     /// Most concurrent client connections [default: 10000].
     #[arg(long, env = "FULCRUM_MAX_CLIENTS")]
     max_clients: Option<usize>,
-    /// Worker threads serving clients and peers; 0 is one per CPU core [default: 0].
+    /// Worker threads serving clients and peers; 0 is one per CPU core but one, at least one [default: 0].
     #[arg(long, env = "FULCRUM_THREADS")]
     threads: Option<usize>,
     /// How often replicas compare Merkle trees (anti-entropy), in ms [default: 10000].

@@ -272,6 +272,12 @@ async fn threads_size_the_runtime_that_serves_clients() {
     let node = Node::builder().env("FULCRUM_THREADS", "3").start().await;
     let s: Value = serde_json::from_str(&node.http_get("/status").await.body).unwrap();
     assert_eq!(s["threads"], 3);
+
+    // The default: one per core but one.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let node = Node::builder().start().await;
+    let s: Value = serde_json::from_str(&node.http_get("/status").await.body).unwrap();
+    assert_eq!(s["threads"], cores.saturating_sub(1).max(1));
 }
 
 #[tokio::test]

@@ -57,9 +57,8 @@ pub struct NodeConfig {
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
     /// Worker threads of the async runtime that serves clients and peers;
-    /// 0 is one per CPU core. One thread, as a single-threaded server
-    /// runs, costs the least CPU per request when the node shares a small
-    /// machine with its clients.
+    /// 0 (the default) is one per CPU core but one, at least one (see
+    /// [`NodeConfig::worker_threads`]).
     pub threads: usize,
     /// A tombstone is purged only when every replica holds it and it is
     /// older than this, ms (late writes, e.g. hints, must land before).
@@ -114,6 +113,25 @@ impl Default for NodeConfig {
 
 /// Most worker threads `threads` accepts.
 pub const MAX_THREADS: usize = 1024;
+
+impl NodeConfig {
+    /// The async runtime's worker threads on a machine with `cores` CPU
+    /// cores: `threads` when set, else one per core but one (at least one).
+    ///
+    /// Why not one per core: a core is left to the storage engine's flush
+    /// and compaction threads, the fsyncs and the kernel's network stack
+    /// (and, on a small machine, to the clients sharing it). On two cores,
+    /// two workers spent about 40% more CPU per request than one (workers
+    /// waking each other and contending with the clients for the cores),
+    /// and served fewer requests (BENCHMARKS.md).
+    pub fn worker_threads(&self, cores: usize) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            cores.saturating_sub(1).max(1)
+        }
+    }
+}
 
 /// A configuration problem, naming the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +354,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn default_threads_leave_one_core_and_a_set_value_wins() {
+        let mut cfg = NodeConfig::default();
+        assert_eq!(cfg.worker_threads(1), 1);
+        assert_eq!(cfg.worker_threads(2), 1);
+        assert_eq!(cfg.worker_threads(8), 7);
+        cfg.threads = 3;
+        assert_eq!(cfg.worker_threads(1), 3);
+        assert_eq!(cfg.worker_threads(8), 3);
     }
 
     #[test]
