@@ -26,7 +26,7 @@
 #                   anything, not tmpfs)
 #   CARGO_TARGET_DIR  where the release build goes (default ./target)
 #   FULCRUM_THREADS=0  fulcrum server --threads: worker threads (0, the
-#                   server's default: one per CPU core; 1 is redis-server's
+#                   server's default: one per CPU core but one; 1 is redis-server's
 #                   one event-loop thread)
 #   FULCRUM_REV     how to name the measured Fulcrum in the report (default:
 #                   git commit, marked if the working tree has changes)
@@ -249,7 +249,7 @@ report() {
     echo "## Fulcrum vs redis-server: run of $STARTED"
     echo
     echo "- machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
-    echo "- redis-server $redis_version (Debian package); fulcrum $fulcrum_commit, release build, \`--threads $FULCRUM_THREADS\`$([ "$FULCRUM_THREADS" = 0 ] && echo " (one worker thread per CPU core, the default)")"
+    echo "- redis-server $redis_version (Debian package); fulcrum $fulcrum_commit, release build, \`--threads $FULCRUM_THREADS\`$([ "$FULCRUM_THREADS" = 0 ] && echo " (the default: one worker thread per CPU core but one, at least one)")"
     echo "- load average (1/5/15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER"
     echo "- data directories on: $(df -T "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
     echo "- client: \`redis-benchmark -c $CLIENTS -n $REQUESTS -t set,get -q [-P 16]\` (SET and GET as two invocations), median of $RUNS run(s); one server running at a time, client on the same machine"
