@@ -22,7 +22,7 @@ use fulcrum_core::hlc::{Hlc, HlcClock};
 use fulcrum_core::limits::Limits;
 use fulcrum_core::record::{DecodeError, Record, Version};
 use fulcrum_storage::{
-    Batch, CacheConfig, CachedStorage, FsyncPolicy, GroupCommit, Storage, StorageError,
+    Batch, BeforeSync, CacheConfig, CachedStorage, FsyncPolicy, GroupCommit, Storage, StorageError,
 };
 use parking_lot::Mutex;
 
@@ -88,7 +88,7 @@ pub struct Db {
     pub trees: crate::aae::Trees,
     /// Record writes of eventual keyspaces staged for the next shared
     /// storage commit (see `write_group.rs`).
-    pub(crate) writes: WriteGroup,
+    pub(crate) writes: Arc<WriteGroup>,
 }
 
 /// A deliberate offset added to this process's wall clock, in ms: the
@@ -146,7 +146,14 @@ impl Db {
         storage.create_table(expiry::TABLE)?;
         storage.create_table(crate::hints::TABLE)?;
         storage.create_table(crate::aae::TABLE)?;
-        let commit = GroupCommit::leader(storage.clone(), fsync)?;
+        let writes = Arc::new(WriteGroup::new());
+        // Under `always`, each sync's leader first commits what is staged:
+        // one engine commit per round of durability (see `Db::durable`).
+        let before_sync: BeforeSync = {
+            let (writes, storage) = (writes.clone(), storage.clone());
+            Arc::new(move || writes.commit(storage.as_ref()))
+        };
+        let commit = GroupCommit::leader_with(storage.clone(), fsync, Some(before_sync))?;
         Ok(Db {
             node: fulcrum_core::ring::NodeId::from(node_id.as_str()),
             node_id,
@@ -160,7 +167,7 @@ impl Db {
             locks: KeyLocks::new(),
             started: Instant::now(),
             trees: crate::aae::Trees::default(),
-            writes: WriteGroup::new(),
+            writes,
         })
         .and_then(|db: Db| {
             db.aae_rebuild()?;
@@ -229,8 +236,13 @@ impl Db {
     /// acknowledged.
     pub async fn durable(&self) -> Result<(), DbError> {
         // First into the engine: the group commit below covers only writes
-        // that returned from it.
-        self.staged_committed().await?;
+        // that returned from it. Under `always` the sync's leader commits
+        // what is staged right before it syncs (`BeforeSync`: this task
+        // staged before taking its ticket), so writes that arrive while a
+        // sync runs share one engine commit as well as the next fsync.
+        if !self.commit.runs_before_sync() || cfg!(feature = "sim") {
+            self.staged_committed().await?;
+        }
         // Inside a simulation: an inline sync on simulated time (`netio`).
         #[cfg(feature = "sim")]
         if let Some(r) = crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await {

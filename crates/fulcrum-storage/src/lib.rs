@@ -37,7 +37,7 @@ pub mod testkit;
 pub use cache::{CacheConfig, CacheStats, CachedStorage};
 pub use error::{StorageError, StorageResult};
 pub use fjall_engine::{FjallConfig, FjallStorage};
-pub use group_commit::{FsyncPolicy, FsyncPolicyParseError, GroupCommit};
+pub use group_commit::{BeforeSync, FsyncPolicy, FsyncPolicyParseError, GroupCommit};
 pub use memory::{MemoryDisk, MemoryStorage};
 pub use traits::{Batch, BatchOp, ScanItem, Storage, TableStats};
 
