@@ -22,7 +22,9 @@
 //!   plain SET, so it reads its own writes (`resp/conn.rs`).
 //! - **Acknowledgement.** [`WriteGroup::commit`] commits everything staged
 //!   so far, or waits for the commit already carrying it; `Db::durable`
-//!   calls it before it waits for the fsync policy. So a write is
+//!   calls it before it waits for the fsync policy (under `--fsync
+//!   always` the sync's leader calls it instead, right before the fsync:
+//!   `fulcrum_storage::BeforeSync`). So a write is
 //!   acknowledged only after its batch returned from the engine (then the
 //!   group commit covers it exactly as before: `--fsync always` still
 //!   acknowledges only fsynced writes) and a `kill -9` cannot lose it.
