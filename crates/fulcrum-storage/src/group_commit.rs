@@ -874,15 +874,7 @@ mod tests {
             // the rest.
             assert!(gc.syncs() <= 2, "{} syncs for 50 writes", gc.syncs());
 
-            memory.crash();
-            let reopened = MemoryStorage::open(&memory.disk()).unwrap();
-            for i in acked {
-                let key = format!("k{i:02}");
-                assert!(
-                    reopened.get("t", key.as_bytes()).unwrap().is_some(),
-                    "{key} lost"
-                );
-            }
+            crash_and_find(&memory, &acked);
             // The final sync at drop fails on the crashed storage; that is fine.
             drop(gc);
         }
@@ -923,6 +915,12 @@ mod tests {
         }
         assert_eq!(acked.len(), 50);
         assert!(gc.syncs() < 50, "{} syncs for 50 writes", gc.syncs());
+        crash_and_find(&memory, &acked);
+    }
+
+    /// Crashes `memory` (unsynced writes are lost) and checks that the key
+    /// `k<i>` of every acknowledged writer `i` is still there.
+    fn crash_and_find(memory: &MemoryStorage, acked: &[i32]) {
         memory.crash();
         let reopened = MemoryStorage::open(&memory.disk()).unwrap();
         for i in acked {
