@@ -153,7 +153,7 @@ impl Db {
             let (writes, storage) = (writes.clone(), storage.clone());
             Arc::new(move || writes.commit(storage.as_ref()))
         };
-        let commit = GroupCommit::leader_with(storage.clone(), fsync, Some(before_sync))?;
+        let commit = crate::netio::db_committer(storage.clone(), fsync, before_sync)?;
         Ok(Db {
             node: fulcrum_core::ring::NodeId::from(node_id.as_str()),
             node_id,
@@ -240,13 +240,8 @@ impl Db {
         // what is staged right before it syncs (`BeforeSync`: this task
         // staged before taking its ticket), so writes that arrive while a
         // sync runs share one engine commit as well as the next fsync.
-        if !self.commit.runs_before_sync() || cfg!(feature = "sim") {
+        if !self.commit.runs_before_sync() {
             self.staged_committed().await?;
-        }
-        // Inside a simulation: an inline sync on simulated time (`netio`).
-        #[cfg(feature = "sim")]
-        if let Some(r) = crate::netio::sim_durable(self.storage.as_ref(), self.fsync).await {
-            return Ok(r?);
         }
         Ok(self.commit.durable().await?)
     }

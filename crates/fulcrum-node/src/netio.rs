@@ -18,18 +18,20 @@
 //!   every run (the maps hold internal ids and peer addresses only);
 //! - [`sim_wall_ms`]: the simulation's clock (its fixed epoch plus
 //!   simulated time), which `db::wall_ms` uses for HLC timestamps;
-//! - [`sim_durable`] replaces the group-commit thread's wait: an OS thread
-//!   finishes in real time and would wake the waiter at a nondeterministic
-//!   simulated instant. Under `fsync always` it waits a simulated fsync
-//!   latency ([`SIM_FSYNC_LATENCY`]), then syncs the storage inline, so
+//! - [`db_committer`]: the local database's group commit, inline on
+//!   simulated time inside a simulation (`GroupCommit::inline_with`): an OS
+//!   thread or the blocking pool finishes in real time and would wake the
+//!   waiter at a nondeterministic simulated instant. Under `fsync always`
+//!   each wait sleeps a simulated fsync latency ([`SIM_FSYNC_LATENCY`]),
+//!   then commits the staged writes and syncs the storage inline, so
 //!   everything written before the call is durable when it returns (what
-//!   `GroupCommit::durable` promises), and writes stay visible but unsynced
-//!   for that window, where a crash can still lose them. Other policies
-//!   return at once, as they do for real;
+//!   `GroupCommit::durable` promises), and writes stay unsynced for that
+//!   window, where a crash can still lose them. Other policies return at
+//!   once, as they do for real;
 //! - [`in_simulation`] lets the TTL sweeper run inline instead of on the
 //!   blocking pool (whose threads finish in real time);
 //! - [`raft_committer`]: the Raft groups' durability, for the same reason
-//!   as [`sim_durable`], through `GroupCommit::inline` (the same simulated
+//!   as [`db_committer`], through `GroupCommit::inline` (the same simulated
 //!   fsync latency, then an inline sync); [`raft_clock`]: Raft proposals
 //!   stamped with the simulated clock. Together with `NodeConfig::raft_seed`
 //!   (openraft's election timeouts drawn from a seed) they make strong
@@ -78,6 +80,30 @@ pub fn raft_committer(
         storage,
         FsyncPolicy::Always,
     )?))
+}
+
+/// The local database's group commit: leader mode, whose syncs first run
+/// `before_sync` (under `always`); inside a simulation, inline on
+/// simulated time with the same `before_sync` (see the module docs).
+///
+/// # Errors
+/// As `GroupCommit::leader_with`.
+pub fn db_committer(
+    storage: std::sync::Arc<dyn fulcrum_storage::Storage>,
+    fsync: fulcrum_storage::FsyncPolicy,
+    before_sync: fulcrum_storage::BeforeSync,
+) -> Result<fulcrum_storage::GroupCommit, fulcrum_storage::StorageError> {
+    use fulcrum_storage::GroupCommit;
+    #[cfg(feature = "sim")]
+    if turmoil::in_simulation() {
+        return Ok(GroupCommit::inline_with(
+            storage,
+            fsync,
+            SIM_FSYNC_LATENCY,
+            Some(before_sync),
+        ));
+    }
+    GroupCommit::leader_with(storage, fsync, Some(before_sync))
 }
 
 /// The clock that stamps Raft proposals: the system clock; inside a
@@ -322,21 +348,5 @@ mod sim {
             // Off a simulated host (never in practice): the system clock.
             sim_wall_ms().unwrap_or_else(|| fulcrum_raft::SystemClock.now_ms())
         }
-    }
-
-    /// `Db::durable` inside a simulation (see the module docs); `None`
-    /// outside one, where the caller uses its group commit.
-    pub async fn sim_durable(
-        storage: &dyn fulcrum_storage::Storage,
-        policy: fulcrum_storage::FsyncPolicy,
-    ) -> Option<Result<(), fulcrum_storage::StorageError>> {
-        if !turmoil::in_simulation() {
-            return None;
-        }
-        if policy != fulcrum_storage::FsyncPolicy::Always {
-            return Some(Ok(()));
-        }
-        tokio::time::sleep(SIM_FSYNC_LATENCY).await;
-        Some(storage.sync())
     }
 }

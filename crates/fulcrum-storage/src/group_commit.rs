@@ -174,7 +174,8 @@ struct Shared {
     /// Leader mode (`always` only): no thread; a waiting caller runs the
     /// sync itself when none is running (see [`GroupCommit::leader`]).
     leader: bool,
-    /// Run before every sync, in the same step (leader mode only).
+    /// Run before every sync, in the same step (leader and inline modes,
+    /// `always` only).
     before_sync: Option<BeforeSync>,
 }
 
@@ -298,8 +299,24 @@ impl GroupCommit {
         policy: FsyncPolicy,
         latency: Duration,
     ) -> GroupCommit {
+        Self::inline_with(storage, policy, latency, None)
+    }
+
+    /// As [`GroupCommit::inline`], with work that each sync runs right
+    /// before it syncs (see [`BeforeSync`]); only under `always`, as for
+    /// [`GroupCommit::leader_with`].
+    pub fn inline_with(
+        storage: Arc<dyn Storage>,
+        policy: FsyncPolicy,
+        latency: Duration,
+        before_sync: Option<BeforeSync>,
+    ) -> GroupCommit {
+        let mut shared = Shared::new(storage, policy, Some(latency));
+        if shared.policy == FsyncPolicy::Always {
+            shared.before_sync = before_sync;
+        }
         GroupCommit {
-            shared: Arc::new(Shared::new(storage, policy, Some(latency))),
+            shared: Arc::new(shared),
             thread: Mutex::new(None),
         }
     }
@@ -882,7 +899,11 @@ mod tests {
 
     /// Writes left to the leader (staged, then a ticket taken) are in the
     /// engine and synced when acknowledged, on one worker and on two.
-    async fn writes_left_to_the_leader_are_durable_when_acknowledged() {
+    /// 50 writers each leave their write to the sync's `BeforeSync` work,
+    /// then crash: every acknowledged write is there. `inline`: the
+    /// simulation's committer (each call syncs on its own) instead of a
+    /// leader (calls share syncs).
+    async fn writes_left_to_before_sync_are_durable_when_acknowledged(inline: bool) {
         let memory = Arc::new(MemoryStorage::new());
         memory.create_table("t").unwrap();
         let staged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -895,10 +916,17 @@ mod tests {
                 Ok(())
             })
         };
-        let gc = Arc::new(
+        let gc = Arc::new(if inline {
+            GroupCommit::inline_with(
+                memory.clone(),
+                FsyncPolicy::Always,
+                Duration::from_millis(1),
+                Some(before_sync),
+            )
+        } else {
             GroupCommit::leader_with(memory.clone(), FsyncPolicy::Always, Some(before_sync))
-                .unwrap(),
-        );
+                .unwrap()
+        });
         assert!(gc.runs_before_sync());
         let tasks: Vec<_> = (0..50)
             .map(|i| {
@@ -914,7 +942,9 @@ mod tests {
             acked.push(task.await.unwrap().unwrap());
         }
         assert_eq!(acked.len(), 50);
-        assert!(gc.syncs() < 50, "{} syncs for 50 writes", gc.syncs());
+        if !inline {
+            assert!(gc.syncs() < 50, "{} syncs for 50 writes", gc.syncs());
+        }
         crash_and_find(&memory, &acked);
     }
 
@@ -934,12 +964,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_left_to_the_leader_survive_a_crash_on_two_workers() {
-        writes_left_to_the_leader_are_durable_when_acknowledged().await;
+        writes_left_to_before_sync_are_durable_when_acknowledged(false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn writes_left_to_the_leader_survive_a_crash_on_one_worker() {
-        writes_left_to_the_leader_are_durable_when_acknowledged().await;
+        writes_left_to_before_sync_are_durable_when_acknowledged(false).await;
+    }
+
+    #[tokio::test]
+    async fn writes_left_to_an_inline_sync_survive_a_crash() {
+        writes_left_to_before_sync_are_durable_when_acknowledged(true).await;
     }
 
     #[tokio::test]
@@ -963,7 +998,7 @@ mod tests {
     }
 
     #[test]
-    fn only_always_leaders_run_work_before_sync() {
+    fn only_always_committers_run_work_before_sync() {
         let hook: BeforeSync = Arc::new(|| Ok(()));
         for policy in [
             FsyncPolicy::Never,
@@ -979,6 +1014,16 @@ mod tests {
         }
         let gc = GroupCommit::leader(Arc::new(MemoryStorage::new()), FsyncPolicy::Always).unwrap();
         assert!(!gc.runs_before_sync());
+        let inline = |policy| {
+            GroupCommit::inline_with(
+                Arc::new(MemoryStorage::new()),
+                policy,
+                Duration::ZERO,
+                Some(hook.clone()),
+            )
+        };
+        assert!(!inline(FsyncPolicy::Never).runs_before_sync());
+        assert!(inline(FsyncPolicy::Always).runs_before_sync());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
