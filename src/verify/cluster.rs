@@ -228,9 +228,10 @@ impl TestCluster {
                     self.children[i] = None;
                     self.set_pid(i, None);
                     bail!(
-                        "node {} exited during startup ({status}); see {}",
+                        "node {} exited during startup ({status}); see {}{}",
                         self.nodes[i].id,
-                        self.nodes[i].log.display()
+                        self.nodes[i].log.display(),
+                        log_tail(&self.nodes[i].log)
                     );
                 }
             }
@@ -450,6 +451,17 @@ impl ClusterUnderTest for TestCluster {
     }
 }
 
+/// The last lines of a node's log, for an error that outlives the log
+/// (the run's directory is removed when the run ends).
+fn log_tail(log: &std::path::Path) -> String {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n  ");
+    format!("; its log ends:\n  {tail}")
+}
+
 /// Ports for `nodes` nodes, `per_node` each: consecutive from `base`, or
 /// free ones.
 pub fn allocate_ports(
@@ -465,6 +477,9 @@ pub fn allocate_ports(
         }
         return Ok((0..count).map(|k| base + k as u16).collect());
     }
+    if let Some(ports) = free_ports_below_ephemeral(count) {
+        return Ok(ports);
+    }
     // Hold every listener until all ports are chosen, so they are distinct.
     let listeners = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -477,6 +492,39 @@ pub fn allocate_ports(
         .context("cannot read a free port")
 }
 
+/// Lowest port of the random picks in [`free_ports_below_ephemeral`].
+const PICK_FLOOR: u16 = 10_000;
+
+/// `count` distinct ports that are free for TCP and UDP on loopback, drawn
+/// at random below the kernel's ephemeral range. A port taken with
+/// `bind(0)` comes from that range, so between choosing it and the node
+/// binding it, any outgoing connection on the machine (the nodes' own
+/// peer links, other tests' clients) may be given it as its source port;
+/// below the range only another explicit bind can take it. `None` when
+/// the range is unknown or leaves too little room below it.
+fn free_ports_below_ephemeral(count: usize) -> Option<Vec<u16>> {
+    use rand::Rng;
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    if usize::from(low.checked_sub(PICK_FLOOR)?) < count * 16 {
+        return None;
+    }
+    let mut rng = rand::rng();
+    // Held until all are chosen, so they are distinct.
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count * 64 {
+        if held.len() == count {
+            break;
+        }
+        let port = rng.random_range(PICK_FLOOR..low);
+        let addr = loopback(port);
+        if let (Ok(tcp), Ok(udp)) = (TcpListener::bind(addr), std::net::UdpSocket::bind(addr)) {
+            held.push((port, tcp, udp));
+        }
+    }
+    (held.len() == count).then(|| held.iter().map(|(port, ..)| *port).collect())
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -484,6 +532,22 @@ fn loopback(port: u16) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports = allocate_ports(3, 4, None).expect("ports");
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), 12, "{ports:?}");
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        assert!(
+            ports.iter().all(|p| (PICK_FLOOR..low).contains(p)),
+            "{ports:?} not below {low}"
+        );
+        for port in ports {
+            TcpListener::bind(loopback(port)).expect("a picked port is free");
+        }
+    }
 
     #[test]
     fn base_port_layout_is_consecutive() {

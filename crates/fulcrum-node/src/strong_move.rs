@@ -7,6 +7,10 @@
 //! left member. Every second, each node checks the groups it **leads**
 //! ([`Cluster::move_voters_once`]); for a group whose voters differ from
 //! that placement it
+//! 0. hands leadership to a voter that stays, when it is not in the
+//!    placement itself (that voter's leader then moves the group; a
+//!    leader that removed itself would leave the group leaderless until
+//!    an election timeout),
 //! 1. asks each new node to open the group without initializing it
 //!    (`PeerRequest::JoinGroup`),
 //! 2. adds it as a learner and waits until it has caught up (openraft
@@ -53,6 +57,11 @@ pub enum VoterPlan {
     /// Republish `voters` (the committed membership, in placement order
     /// where possible) as of membership index `epoch`.
     Publish { voters: Vec<String>, epoch: u64 },
+    /// This leader is not in the placement: hand leadership to `to`, a
+    /// voter that stays, which then moves the voters (a leader that
+    /// removed itself would leave the group leaderless until an election
+    /// timeout).
+    HandOver { to: String },
     /// Add `add` as learners, then make `target` the voters.
     Move {
         add: Vec<String>,
@@ -60,11 +69,13 @@ pub enum VoterPlan {
     },
 }
 
-/// Decides a group's [`VoterPlan`] from its membership (`voters` by name,
-/// the membership's log `index`, whether it is `settled`: committed and
-/// not joint), what the spec says (`spec_voters` at `spec_epoch`) and the
-/// placement `target` (empty: nowhere to place it, leave it alone).
+/// Decides a group's [`VoterPlan`] for its leader `me` from its
+/// membership (`voters` by name, the membership's log `index`, whether it
+/// is `settled`: committed and not joint), what the spec says
+/// (`spec_voters` at `spec_epoch`) and the placement `target` (empty:
+/// nowhere to place it, leave it alone).
 pub fn plan_voters(
+    me: &str,
     voters: &[String],
     index: u64,
     settled: bool,
@@ -74,6 +85,12 @@ pub fn plan_voters(
 ) -> VoterPlan {
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
     if !target.is_empty() && set(voters) != set(target) {
+        let me_leaves = !target.iter().any(|t| t == me);
+        if let Some(to) = target.iter().find(|t| voters.contains(t) && *t != me) {
+            if me_leaves && settled {
+                return VoterPlan::HandOver { to: to.clone() };
+            }
+        }
         let add = target
             .iter()
             .filter(|t| !voters.contains(t))
@@ -168,6 +185,7 @@ impl Cluster {
             }
             let spec_voters = ks.spec.groups.get(p).cloned().unwrap_or_default();
             let plan = plan_voters(
+                &self.me.node_id,
                 &names(&m.voters),
                 m.index,
                 m.committed && !m.joint,
@@ -179,6 +197,16 @@ impl Cluster {
                 VoterPlan::Nothing => {}
                 VoterPlan::Publish { voters, epoch } => {
                     self.publish_voters(&gid, voters, epoch).await;
+                }
+                VoterPlan::HandOver { to } => {
+                    let Some(node) = self.member(&to) else {
+                        continue;
+                    };
+                    tracing::info!(group = %gid, to = %to, "handing raft leadership to a voter that stays");
+                    let to = PeerNode::new(node.node_id, node.peer_addr);
+                    if let Err(e) = self.groups.transfer_leadership(&gid, &to).await {
+                        tracing::warn!(group = %gid, error = %e, "cannot hand over raft leadership");
+                    }
                 }
                 VoterPlan::Move { add, target } => {
                     tracing::info!(group = %gid, from = ?names(&m.voters), to = ?target, "moving raft voters");
@@ -379,6 +407,7 @@ mod tests {
     #[test]
     fn a_group_off_its_placement_moves_to_it() {
         let plan = plan_voters(
+            "a",
             &v(&["a", "b", "c"]),
             0,
             true,
@@ -398,6 +427,7 @@ mod tests {
     #[test]
     fn a_spec_behind_the_committed_membership_is_republished() {
         let plan = plan_voters(
+            "a",
             &v(&["d", "a", "b"]),
             42,
             true,
@@ -413,7 +443,7 @@ mod tests {
             }
         );
         assert_eq!(
-            plan_voters(&v(&["a"]), 42, false, &v(&["b"]), 0, &v(&["a"])),
+            plan_voters("a", &v(&["a"]), 42, false, &v(&["b"]), 0, &v(&["a"])),
             VoterPlan::Nothing,
             "not before the membership is committed and uniform"
         );
@@ -423,12 +453,37 @@ mod tests {
     fn a_placed_group_or_one_with_nowhere_to_go_stays() {
         let same = v(&["a", "b", "c"]);
         assert_eq!(
-            plan_voters(&same, 7, true, &same, 7, &v(&["c", "a", "b"])),
+            plan_voters("a", &same, 7, true, &same, 7, &v(&["c", "a", "b"])),
             VoterPlan::Nothing
         );
         assert_eq!(
-            plan_voters(&same, 0, true, &same, 0, &[]),
+            plan_voters("a", &same, 0, true, &same, 0, &[]),
             VoterPlan::Nothing
+        );
+    }
+
+    #[test]
+    fn a_leader_off_the_placement_hands_over_to_a_voter_that_stays() {
+        let voters = v(&["a", "b", "c"]);
+        assert_eq!(
+            plan_voters("a", &voters, 5, true, &voters, 5, &v(&["c", "d", "b"])),
+            VoterPlan::HandOver { to: "c".into() }
+        );
+        assert_eq!(
+            plan_voters("a", &voters, 5, false, &voters, 5, &v(&["c", "d", "b"])),
+            VoterPlan::Move {
+                add: v(&["d"]),
+                target: v(&["c", "d", "b"])
+            },
+            "not while a membership change is in flight"
+        );
+        assert_eq!(
+            plan_voters("a", &voters, 5, true, &voters, 5, &v(&["d", "e", "f"])),
+            VoterPlan::Move {
+                add: v(&["d", "e", "f"]),
+                target: v(&["d", "e", "f"])
+            },
+            "no voter stays: the leader moves the whole group"
         );
     }
 }
