@@ -9,7 +9,10 @@
 # A fourth run grows the cluster by a node and then has a member leave
 # (4 nodes for a moment) under QUORUM load: nothing lost, replicas
 # converge on the final members, and no request is refused with
-# UNAVAILABLE while the member set changes.
+# UNAVAILABLE while the member set changes. A fifth does the same on a
+# strong keyspace: its Raft voters move to the joined node and off the
+# leaving one (a leaving leader hands its groups over first) while the
+# register stays linearizable.
 #   scripts/verify-short.sh [path/to/fulcrum]     DURATION=20s
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +32,7 @@ echo "== fulcrum verify --mode eventual --levels ONE,ANY --nemesis partition --d
   --nemesis partition --duration "$DURATION" --clients 6
 echo "== fulcrum verify --mode eventual --nodes 3 --nemesis join,leave --duration $DURATION"
 "$BIN" verify --workload register --mode eventual --nodes 3 \
+  --nemesis join,leave --duration "$DURATION" --clients 6
+echo "== fulcrum verify --mode strong --nodes 3 --nemesis join,leave --duration $DURATION"
+"$BIN" verify --workload register --mode strong --nodes 3 \
   --nemesis join,leave --duration "$DURATION" --clients 6

@@ -147,12 +147,6 @@ impl Settings {
             bail!("--claim linearizable applies to the register workload");
         }
         let faults = nemesis::normalize(&args.nemesis)?;
-        if mode == ModeArg::Strong && faults.iter().any(|f| f.is_membership()) {
-            bail!(
-                "--nemesis join/leave needs --mode eventual: a strong keyspace's Raft voters are \
-                 placed when it is created and do not move when a node joins or leaves yet"
-            );
-        }
         if faults.contains(&Fault::Leave) && !faults.contains(&Fault::Join) && args.nodes < 4 {
             bail!(
                 "--nemesis leave needs at least 4 members so that 3 replicas stay: use --nodes 4 \
@@ -331,10 +325,13 @@ mod tests {
     }
 
     #[test]
-    fn membership_changes_need_an_eventual_keyspace_and_room_to_leave() {
-        let strong = parse(&["--mode", "strong", "--nemesis", "join"]).expect("parse");
-        let e = Settings::from_args(&strong).err().expect("refused");
-        assert!(e.to_string().contains("--mode eventual"), "{e}");
+    fn membership_changes_need_room_to_leave_in_either_mode() {
+        let strong = parse(&["--mode", "strong", "--nemesis", "join,leave"]).expect("parse");
+        let s = Settings::from_args(&strong).expect("strong voters move with the ring");
+        assert_eq!(s.faults, vec![Fault::Join, Fault::Leave]);
+        let small_strong = parse(&["--mode", "strong", "--nemesis", "leave"]).expect("parse");
+        let e = Settings::from_args(&small_strong).err().expect("refused");
+        assert!(e.to_string().contains("at least 4"), "{e}");
         let small = parse(&["--mode", "eventual", "--nemesis", "leave"]).expect("parse");
         let e = Settings::from_args(&small).err().expect("refused");
         assert!(e.to_string().contains("at least 4"), "{e}");
