@@ -9,9 +9,12 @@
 # each measured with `redis-benchmark -c 50 -n 200000 -t set,get -q`, then
 # again with `-P 16` (also recording the server's CPU time per request
 # and, for Fulcrum, requests per fsync); then `fulcrum bench` (10 s, 50 clients, 50/50 and
-# 95/5 reads) against both servers of (b). One server runs at a time, each
-# on its own loopback port and temporary data directory; all are stopped on
-# exit. Prints a markdown report, or writes it to the file given as $1.
+# 95/5 reads) against both servers of (b). The two servers of a pair run
+# side by side, each on its own loopback port and temporary data directory,
+# and are measured in turn, run after run (so a drift of the machine, e.g.
+# a disk whose flushes slow down for a while, hits both alike); all are
+# stopped on exit. Prints a markdown report, or writes it to the file
+# given as $1.
 #
 # Usage: scripts/bench-vs-redis.sh [report.md]
 #
@@ -124,9 +127,12 @@ start_fulcrum() {
 $(tail -20 "$WORK/$name.log" 2>/dev/null)"
 }
 
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+stop_servers() {
+    local pid
+    for pid in "$@"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }
 
 # ---------------------------------------------------------- measurement --
@@ -142,46 +148,72 @@ CLK_TCK=$(getconf CLK_TCK)
 # Fsyncs done so far by a Fulcrum node (INFO fulcrum); empty for Redis.
 fsyncs() { redis-cli -p "$1" INFO fulcrum 2>/dev/null | tr -d '\r' | sed -n 's/^fsyncs://p'; }
 
-# run_redis_benchmark SERVER PORT PIPELINE: RUNS runs of the SET test then
-# the GET test (`-t set,get` as two invocations, same order and traffic, so
-# that the server's CPU time can be attributed to each); medians into
-# R[SERVER|SET|P|rps], ...|p50] (ms), ...|cpu] (server CPU µs per request)
-# and ...|fsync] (requests per fsync, Fulcrum only). Parses the -q line
+# Samples per SERVER|TEST|PIPELINE, space separated.
+declare -A RPS P50 CPU PER_FSYNC
+
+# measure SERVER PORT PID PIPELINE: one run of the SET test then the GET test
+# (`-t set,get` as two invocations, same order and traffic, so that the
+# server's CPU time can be attributed to each) against the server SERVER
+# (process PID); appends ops/s, p50 (ms), server CPU µs per request and,
+# for Fulcrum, requests per fsync to the samples. Parses the -q line
 #   SET: 123456.78 requests per second, p50=0.199 msec
 # (progress updates before it end in \r, hence the tr).
-run_redis_benchmark() {
-    local server=$1 port=$2 pipeline=$3 run out cmd line c0 c1 f0 f1
-    local -A rps p50 cpu per_fsync
-    for run in $(seq "$RUNS"); do
-        log "  redis-benchmark -P $pipeline against $server (run $run/$RUNS)"
-        for cmd in SET GET; do
-            c0=$(cpu_ticks "$SERVER_PID")
-            f0=$(fsyncs "$port")
-            out=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" \
-                -t "${cmd,,}" -P "$pipeline" -q 2>"$WORK/redis-benchmark.err" | tr '\r' '\n')
-            c1=$(cpu_ticks "$SERVER_PID")
-            f1=$(fsyncs "$port")
-            line=$(grep -E "^$cmd: [0-9.]+ requests per second" <<<"$out" | tail -1) ||
-                die "no $cmd result from redis-benchmark against $server:
+measure() {
+    local server=$1 port=$2 pid=$3 pipeline=$4 out cmd line c0 c1 f0 f1 k
+    for cmd in SET GET; do
+        k="$server|$cmd|$pipeline"
+        c0=$(cpu_ticks "$pid")
+        f0=$(fsyncs "$port")
+        out=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" \
+            -t "${cmd,,}" -P "$pipeline" -q 2>"$WORK/redis-benchmark.err" | tr '\r' '\n')
+        c1=$(cpu_ticks "$pid")
+        f1=$(fsyncs "$port")
+        line=$(grep -E "^$cmd: [0-9.]+ requests per second" <<<"$out" | tail -1) ||
+            die "no $cmd result from redis-benchmark against $server:
 $out
 $(cat "$WORK/redis-benchmark.err")"
-            rps[$cmd]+="$(sed -E 's/^[A-Z]+: ([0-9.]+) requests.*/\1/' <<<"$line") "
-            p50[$cmd]+="$(sed -nE 's/.*p50=([0-9.]+) msec.*/\1/p' <<<"$line") "
-            cpu[$cmd]+="$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$REQUESTS" 'BEGIN { printf "%.2f", t / hz / n * 1e6 }') "
-            if [ -n "$f0" ] && [ -n "$f1" ] && [ "$f1" -gt "$f0" ]; then
-                per_fsync[$cmd]+="$(awk -v f=$((f1 - f0)) -v n="$REQUESTS" 'BEGIN { printf "%.1f", n / f }') "
-            fi
-        done
-    done
-    for cmd in SET GET; do
-        R[$server|$cmd|$pipeline|rps]=$(tr ' ' '\n' <<<"${rps[$cmd]}" | { grep . || true; } | median)
-        R[$server|$cmd|$pipeline|p50]=$(tr ' ' '\n' <<<"${p50[$cmd]}" | { grep . || true; } | median)
-        R[$server|$cmd|$pipeline|cpu]=$(tr ' ' '\n' <<<"${cpu[$cmd]}" | { grep . || true; } | median)
-        R[$server|$cmd|$pipeline|fsync]=$(tr ' ' '\n' <<<"${per_fsync[$cmd]:-}" | { grep . || true; } | median)
+        RPS[$k]+="$(sed -E 's/^[A-Z]+: ([0-9.]+) requests.*/\1/' <<<"$line") "
+        P50[$k]+="$(sed -nE 's/.*p50=([0-9.]+) msec.*/\1/p' <<<"$line") "
+        CPU[$k]+="$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$REQUESTS" 'BEGIN { printf "%.2f", t / hz / n * 1e6 }') "
+        if [ -n "$f0" ] && [ -n "$f1" ] && [ "$f1" -gt "$f0" ]; then
+            PER_FSYNC[$k]+="$(awk -v f=$((f1 - f0)) -v n="$REQUESTS" 'BEGIN { printf "%.1f", n / f }') "
+        fi
     done
     if grep -qi "config" "$WORK/redis-benchmark.err" 2>/dev/null; then
         log "  (redis-benchmark on $server: $(grep -i config "$WORK/redis-benchmark.err" | head -1))"
     fi
+}
+
+# samples_median SAMPLES: the median of space-separated numbers ("-" if none).
+samples_median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | median; }
+
+# compare NAME:PORT:PID...: RUNS rounds; in each, every server in turn at
+# -P 1, then every server in turn at -P 16. Medians into R[SERVER|TEST|P|rps],
+# ...|p50] (ms), ...|cpu] (server CPU µs per request) and ...|fsync]
+# (requests per fsync, Fulcrum only).
+compare() {
+    local run p spec name port pid cmd k
+    for run in $(seq "$RUNS"); do
+        for p in 1 16; do
+            for spec in "$@"; do
+                IFS=: read -r name port pid <<<"$spec"
+                log "  redis-benchmark -P $p against $name (run $run/$RUNS)"
+                measure "$name" "$port" "$pid" "$p"
+            done
+        done
+    done
+    for spec in "$@"; do
+        IFS=: read -r name port pid <<<"$spec"
+        for p in 1 16; do
+            for cmd in SET GET; do
+                k="$name|$cmd|$p"
+                R[$k|rps]=$(samples_median "${RPS[$k]:-}")
+                R[$k|p50]=$(samples_median "${P50[$k]:-}")
+                R[$k|cpu]=$(samples_median "${CPU[$k]:-}")
+                R[$k|fsync]=$(samples_median "${PER_FSYNC[$k]:-}")
+            done
+        done
+    done
 }
 
 # run_fulcrum_bench SERVER PORT READ_RATIO: one JSON summary into
@@ -203,27 +235,23 @@ FULCRUM_PORT=$((BASE_PORT + 10))
 
 log "(a) no fsync"
 start_redis redis-nofsync "$REDIS_PORT" --appendonly no --save ''
-run_redis_benchmark redis-nofsync "$REDIS_PORT" 1
-run_redis_benchmark redis-nofsync "$REDIS_PORT" 16
-stop_server
+REDIS_PID=$SERVER_PID
 start_fulcrum fulcrum-never "$FULCRUM_PORT" never
-run_redis_benchmark fulcrum-never "$FULCRUM_PORT" 1
-run_redis_benchmark fulcrum-never "$FULCRUM_PORT" 16
-stop_server
+FULCRUM_PID=$SERVER_PID
+compare "redis-nofsync:$REDIS_PORT:$REDIS_PID" "fulcrum-never:$FULCRUM_PORT:$FULCRUM_PID"
+stop_servers "$REDIS_PID" "$FULCRUM_PID"
 
 log "(b) fsync on every write"
 start_redis redis-always "$REDIS_PORT" --appendonly yes --appendfsync always --save ''
-run_redis_benchmark redis-always "$REDIS_PORT" 1
-run_redis_benchmark redis-always "$REDIS_PORT" 16
-run_fulcrum_bench redis-always "$REDIS_PORT" 0.5
-run_fulcrum_bench redis-always "$REDIS_PORT" 0.95
-stop_server
+REDIS_PID=$SERVER_PID
 start_fulcrum fulcrum-always "$FULCRUM_PORT" always
-run_redis_benchmark fulcrum-always "$FULCRUM_PORT" 1
-run_redis_benchmark fulcrum-always "$FULCRUM_PORT" 16
-run_fulcrum_bench fulcrum-always "$FULCRUM_PORT" 0.5
-run_fulcrum_bench fulcrum-always "$FULCRUM_PORT" 0.95
-stop_server
+FULCRUM_PID=$SERVER_PID
+compare "redis-always:$REDIS_PORT:$REDIS_PID" "fulcrum-always:$FULCRUM_PORT:$FULCRUM_PID"
+for ratio_arg in 0.5 0.95; do
+    run_fulcrum_bench redis-always "$REDIS_PORT" "$ratio_arg"
+    run_fulcrum_bench fulcrum-always "$FULCRUM_PORT" "$ratio_arg"
+done
+stop_servers "$REDIS_PID" "$FULCRUM_PID"
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -252,7 +280,7 @@ report() {
     echo "- redis-server $redis_version (Debian package); fulcrum $fulcrum_commit, release build, \`--threads $FULCRUM_THREADS\`$([ "$FULCRUM_THREADS" = 0 ] && echo " (the default: one worker thread per CPU core but one, at least one)")"
     echo "- load average (1/5/15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER"
     echo "- data directories on: $(df -T "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
-    echo "- client: \`redis-benchmark -c $CLIENTS -n $REQUESTS -t set,get -q [-P 16]\` (SET and GET as two invocations), median of $RUNS run(s); one server running at a time, client on the same machine"
+    echo "- client: \`redis-benchmark -c $CLIENTS -n $REQUESTS -t set,get -q [-P 16]\` (SET and GET as two invocations), median of $RUNS run(s); the two servers of a pair running side by side and measured in turn, run after run; client on the same machine"
     echo "- server CPU µs/req: the server process's user + system CPU time during the test divided by the requests (from /proc, 1/$CLK_TCK s resolution); less sensitive to other load on the machine than ops/s"
     echo
     echo "| durability | test | redis-server ops/s | Fulcrum ops/s | Fulcrum/Redis | target | met | redis p50 ms | Fulcrum p50 ms | server CPU µs/req redis / Fulcrum | Fulcrum req/fsync |"
@@ -284,7 +312,7 @@ report() {
     echo
     echo "### \`fulcrum bench\`, fsync always"
     echo
-    echo "\`fulcrum bench --clients $CLIENTS --duration $BENCH_DURATION --warmup 1s --seed 1 --read-ratio R\`: 100 000 keys, 100-byte values, uniform keys; latency of every operation; each server fresh from (b)."
+    echo "\`fulcrum bench --clients $CLIENTS --duration $BENCH_DURATION --warmup 1s --seed 1 --read-ratio R\`: 100 000 keys, 100-byte values, uniform keys; latency of every operation; the servers of (b), after their redis-benchmark runs, measured in turn."
     echo
     echo "| reads/writes | server | ops/s | Fulcrum/Redis | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | GET misses | errors |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
