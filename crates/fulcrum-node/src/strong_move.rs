@@ -85,9 +85,8 @@ pub fn plan_voters(
 ) -> VoterPlan {
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
     if !target.is_empty() && set(voters) != set(target) {
-        let me_leaves = !target.iter().any(|t| t == me);
-        if let Some(to) = target.iter().find(|t| voters.contains(t) && *t != me) {
-            if me_leaves && settled {
+        if settled && !target.iter().any(|t| t == me) {
+            if let Some(to) = target.iter().find(|t| voters.contains(t)) {
                 return VoterPlan::HandOver { to: to.clone() };
             }
         }
