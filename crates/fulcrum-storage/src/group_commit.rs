@@ -490,8 +490,8 @@ impl GroupCommit {
     }
 
     /// Whether every sync first runs the [`BeforeSync`] work given to
-    /// [`GroupCommit::leader_with`] (so a caller of
-    /// [`GroupCommit::durable`] may leave that work to it).
+    /// [`GroupCommit::leader_with`] or [`GroupCommit::inline_with`] (so a
+    /// caller of [`GroupCommit::durable`] may leave that work to it).
     pub fn runs_before_sync(&self) -> bool {
         self.shared.before_sync.is_some()
     }
@@ -897,8 +897,6 @@ mod tests {
         }
     }
 
-    /// Writes left to the leader (staged, then a ticket taken) are in the
-    /// engine and synced when acknowledged, on one worker and on two.
     /// 50 writers each leave their write to the sync's `BeforeSync` work,
     /// then crash: every acknowledged write is there. `inline`: the
     /// simulation's committer (each call syncs on its own) instead of a
