@@ -22,12 +22,7 @@ async fn elects_a_leader_and_replicates() {
         }
     );
 
-    let got = c
-        .groups(leader)
-        .read(&c.group, b"k", true)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = c.read("k").await.unwrap();
     assert_eq!(got.value, b("v"));
     assert_eq!(got.revision, applied.index);
     for i in 0..3 {
@@ -87,12 +82,7 @@ async fn leadership_moves_on_request() {
     })
     .await;
     let applied = c.propose(set("k", "moved"), true).await;
-    let got = c
-        .groups(target)
-        .read(&c.group, b"k", true)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = c.read("k").await.unwrap();
     assert_eq!((got.value, got.revision), (b("moved"), applied.index));
     c.shutdown().await;
 }
@@ -112,13 +102,7 @@ async fn compare_and_set_and_nx_uniqueness() {
         stale.response,
         Response::Set { applied: false, .. }
     ));
-    let leader = c.leader().await;
-    let now = c
-        .groups(leader)
-        .read(&c.group, b"k", true)
-        .await
-        .unwrap()
-        .unwrap();
+    let now = c.read("k").await.unwrap();
     assert_eq!((now.value, now.revision), (b("2"), ok.index));
 
     // Ten clients race for one lock with NX: exactly one wins.
@@ -138,12 +122,7 @@ async fn compare_and_set_and_nx_uniqueness() {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
-    let lock = c
-        .groups(leader)
-        .read(&c.group, b"lock", true)
-        .await
-        .unwrap()
-        .unwrap();
+    let lock = c.read("lock").await.unwrap();
     assert_eq!(lock.value, b(&format!("owner-{}", winners[0])));
     Arc::into_inner(c).unwrap().shutdown().await;
 }
@@ -205,12 +184,9 @@ async fn a_crashed_leader_loses_no_committed_write() {
     let new = c.leader_among(&rest).await;
     assert!(c.groups(new).metrics(&c.group).unwrap().term > old_term);
     for i in 0..20 {
-        let got = c
-            .groups(new)
-            .read(&c.group, format!("k{i}").as_bytes(), true)
-            .await;
+        let got = c.read_among(&rest, &format!("k{i}")).await;
         assert_eq!(
-            got.unwrap().unwrap().value,
+            got.unwrap().value,
             b(&format!("v{i}")),
             "k{i} after failover"
         );
@@ -382,12 +358,7 @@ async fn expiry_follows_the_leaders_clock_in_the_log() {
     }
     c.clock.set(10_500);
     let leader = c.leader().await;
-    assert!(c
-        .groups(leader)
-        .read(&c.group, b"session", true)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(c.read("session").await.is_none());
     assert_eq!(
         c.groups(leader).expired_keys(&c.group, 10).unwrap(),
         vec![b("session")]

@@ -213,6 +213,29 @@ impl Cluster {
         .await
     }
 
+    /// A linearizable read at whichever node leads, retrying when
+    /// leadership moved between finding the leader and asking it.
+    pub async fn read(&self, key: &str) -> Option<StoredValue> {
+        let all: Vec<usize> = self.running().collect();
+        self.read_among(&all, key).await
+    }
+
+    pub async fn read_among(&self, nodes: &[usize], key: &str) -> Option<StoredValue> {
+        eventually("a linearizable read", || async {
+            let leader = self.leader_among(nodes).await;
+            match self
+                .groups(leader)
+                .read(&self.group, key.as_bytes(), true)
+                .await
+            {
+                Ok(got) => Some(got),
+                Err(RaftError::NotLeader { .. }) => None,
+                Err(e) => panic!("linearizable read failed: {e}"),
+            }
+        })
+        .await
+    }
+
     /// Waits until node `i` has applied at least `index`.
     pub async fn wait_applied(&self, i: usize, index: u64) {
         eventually("a node to apply", || async {
