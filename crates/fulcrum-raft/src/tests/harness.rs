@@ -86,13 +86,35 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `n` nodes, all running and opening one group of all of them.
+    /// `n` nodes, all running and opening one group of all of them, once
+    /// they agree on a leader (a first election can be followed by a
+    /// second when votes split; tests start after that).
     pub async fn start(n: usize, config: GroupsConfig) -> Cluster {
         let mut cluster = Cluster::new(n, config);
         for i in 0..n {
             cluster.restart(i).await;
         }
+        cluster.settled().await;
         cluster
+    }
+
+    /// Waits until every running node names the same leader in the same
+    /// term, and that leader says it leads.
+    pub async fn settled(&self) {
+        eventually("the nodes to agree on a leader", || async {
+            let metrics: Vec<_> = self
+                .running()
+                .map(|i| self.groups(i).metrics(&self.group).ok())
+                .collect::<Option<_>>()?;
+            let first = metrics.first()?;
+            let leader = first.leader?;
+            let agree = metrics
+                .iter()
+                .all(|m| m.leader == Some(leader) && m.term == first.term);
+            let leads = metrics.iter().any(|m| m.state == ServerState::Leader);
+            (agree && leads).then_some(())
+        })
+        .await;
     }
 
     /// `n` nodes with empty disks, none running yet.
