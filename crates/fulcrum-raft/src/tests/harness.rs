@@ -217,20 +217,8 @@ impl Cluster {
         command: Command,
         idempotent: bool,
     ) -> Applied {
-        eventually("a proposal to be applied", || async {
-            let leader = self.leader_among(nodes).await;
-            match self
-                .groups(leader)
-                .propose(&self.group, command.clone())
-                .await
-            {
-                Ok(applied) => Some(applied),
-                Err(RaftError::NotLeader { .. }) => None,
-                Err(RaftError::Timeout { .. } | RaftError::OutcomeUnknown { .. }) if idempotent => {
-                    None
-                }
-                Err(e) => panic!("proposal failed: {e}"),
-            }
+        self.at_leader(nodes, "a proposal to be applied", idempotent, |g| {
+            g.propose(&self.group, command.clone())
         })
         .await
     }
@@ -243,16 +231,36 @@ impl Cluster {
     }
 
     pub async fn read_among(&self, nodes: &[usize], key: &str) -> Option<StoredValue> {
-        eventually("a linearizable read", || async {
+        self.at_leader(nodes, "a linearizable read", true, |g| {
+            g.read(&self.group, key.as_bytes(), true)
+        })
+        .await
+    }
+
+    /// Runs `op` at the node among `nodes` that leads, again wherever the
+    /// leader is then if it refused (`NotLeader`), and also after a
+    /// `Timeout` or `OutcomeUnknown` if `op` may run twice (`repeatable`).
+    /// Any other error fails the test.
+    async fn at_leader<'a, T, F, Fut>(
+        &'a self,
+        nodes: &[usize],
+        what: &str,
+        repeatable: bool,
+        op: F,
+    ) -> T
+    where
+        F: Fn(&'a Groups<MemTransport>) -> Fut,
+        Fut: Future<Output = Result<T, RaftError>>,
+    {
+        eventually(what, || async {
             let leader = self.leader_among(nodes).await;
-            match self
-                .groups(leader)
-                .read(&self.group, key.as_bytes(), true)
-                .await
-            {
-                Ok(got) => Some(got),
+            match op(self.groups(leader)).await {
+                Ok(done) => Some(done),
                 Err(RaftError::NotLeader { .. }) => None,
-                Err(e) => panic!("linearizable read failed: {e}"),
+                Err(RaftError::Timeout { .. } | RaftError::OutcomeUnknown { .. }) if repeatable => {
+                    None
+                }
+                Err(e) => panic!("{what}: {e}"),
             }
         })
         .await
