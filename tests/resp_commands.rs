@@ -732,3 +732,57 @@ async fn sweeper_removes_expired_keys_but_not_rewritten_ones() {
     assert_eq!(cmd(&mut c, &["GET", "kept-by-expire"]).await, bulk("c"));
     assert_eq!(cmd(&mut c, &["DBSIZE"]).await, int(3));
 }
+
+/// Data commands on this node's own keys run on the RESP event loop; any
+/// other command runs on the node's main runtime. A pipeline that mixes
+/// them is answered in order, and state set by one kind (name, keyspace,
+/// protocol) holds for the other.
+#[tokio::test]
+async fn a_pipeline_mixing_loop_and_runtime_commands_answers_in_order() {
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    assert_eq!(
+        cmd(&mut c, &["KEYSPACE", "CREATE", "side", "MODE", "strong"]).await,
+        ok()
+    );
+    let replies = c
+        .pipeline(&[
+            vec!["SET", "a", "1"],
+            vec!["CLIENT", "SETNAME", "mixer"],
+            vec!["USE", "side"],
+            vec!["SET", "a", "strong"],
+            vec!["INCR", "n"],
+            vec!["GET", "a"],
+            vec!["USE", "default"],
+            vec!["GET", "a"],
+            vec!["CLIENT", "GETNAME"],
+            vec!["SET", "b", "2"],
+            vec!["MGET", "a", "b"],
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            ok(),
+            ok(),
+            ok(),
+            ok(),
+            int(1),
+            bulk("strong"),
+            ok(),
+            bulk("1"),
+            bulk("mixer"),
+            ok(),
+            Frame::Array(vec![bulk("1"), bulk("2")]),
+        ]
+    );
+    // RESP3 chosen on the runtime shapes the loop's replies.
+    let h = cmd(&mut c, &["HELLO", "3"]).await;
+    assert_eq!(field(&h, "proto"), int(3));
+    let mut raw = Raw::connect(node.resp).await;
+    raw.send(b"HELLO 3\r\nGET missing\r\nCLIENT GETNAME\r\nGET missing\r\n")
+        .await;
+    raw.read_until(b"$7\r\nmodules\r\n*0\r\n").await;
+    assert_eq!(raw.read_exact(9).await, b"_\r\n_\r\n_\r\n");
+}

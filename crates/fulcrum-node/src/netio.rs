@@ -187,6 +187,28 @@ mod sim {
                 TcpListener::Sim(l) => l.local_addr(),
             }
         }
+
+        /// The OS listener, to move it to another runtime.
+        ///
+        /// # Errors
+        /// As tokio's `into_std`; a simulated listener has no OS socket.
+        pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+            match self {
+                TcpListener::Tokio(l) => l.into_std(),
+                TcpListener::Sim(_) => {
+                    Err(io::Error::other("a simulated listener has no OS socket"))
+                }
+            }
+        }
+
+        /// A listener on the current runtime from an OS listener in
+        /// non-blocking mode.
+        ///
+        /// # Errors
+        /// As tokio's `from_std`.
+        pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
+            tokio::net::TcpListener::from_std(l).map(TcpListener::Tokio)
+        }
     }
 
     /// A TCP stream: turmoil's inside a simulation, tokio's elsewhere.

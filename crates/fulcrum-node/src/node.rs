@@ -166,12 +166,30 @@ impl Node {
         for ks in db.catalog.list() {
             cluster.open_strong_groups(&ks.spec).await;
         }
-        tasks.push(tokio::spawn(crate::resp::serve(
-            resp,
-            cluster.clone(),
-            config.max_clients,
-            rx.clone(),
-        )));
+        if crate::netio::in_simulation() {
+            tasks.push(tokio::spawn(crate::resp::serve(
+                resp,
+                cluster.clone(),
+                config.max_clients,
+                rx.clone(),
+                None,
+            )));
+        } else {
+            let main = tokio::runtime::Handle::current();
+            let resp_loop = crate::resp::spawn_loop(
+                resp,
+                cluster.clone(),
+                config.max_clients,
+                rx.clone(),
+                main,
+            )
+            .map_err(|source| NodeError::Bind {
+                what: "resp-addr",
+                addr: resp_addr,
+                source,
+            })?;
+            tasks.push(resp_loop);
+        }
         let (db2, cfg2, rx2) = (cluster.clone(), config.clone(), rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = crate::http::serve(http, db2, cfg2, rx2).await {

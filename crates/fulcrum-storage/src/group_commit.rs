@@ -15,7 +15,11 @@
 //!   no sync running runs it on its own thread and the others wait for it,
 //!   so a sync costs no thread hand-offs. On a runtime with a single
 //!   worker the leader hands its sync to tokio's blocking pool instead, so
-//!   that the one worker keeps serving meanwhile.
+//!   that the one worker keeps serving meanwhile. On an event-loop thread
+//!   marked with [`GroupCommit::sync_when_idle_on_this_thread`], waiters do
+//!   not lead: the loop calls [`GroupCommit::sync_waiting`] each time it
+//!   runs out of ready work, so that one sync covers every request the
+//!   round read (Redis's "fsync before sleep").
 //! - `interval:MS`: `durable` returns at once; the thread syncs every MS
 //!   milliseconds if there were requests since its last sync. A crash loses
 //!   at most about MS milliseconds of acknowledged writes.
@@ -83,6 +87,18 @@ use crate::error::{StorageError, StorageResult};
 /// How many times a would-be leader yields (while each round brings more
 /// tickets) before it syncs.
 const MAX_LEADER_YIELDS: u32 = 4;
+
+/// How long a waiter on an event-loop thread (see
+/// [`GroupCommit::sync_waiting`]) trusts the loop to sync before it leads
+/// a sync itself: the loop syncs only when it runs out of ready work, and
+/// a loop that never does must not hold acknowledgements back forever.
+const LOOP_SYNC_PATIENCE: Duration = Duration::from_millis(5);
+
+thread_local! {
+    /// Set on an event-loop thread that calls [`GroupCommit::sync_waiting`]
+    /// whenever it runs out of ready work.
+    static SYNCS_WHEN_IDLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 use crate::traits::Storage;
 
@@ -412,6 +428,9 @@ impl GroupCommit {
         // Tickets seen before the last yield (`None`: not yielded yet).
         let mut seen: Option<u64> = None;
         let mut yields = 0;
+        // On an event loop that syncs when idle: first leave the sync to it.
+        let on_loop = SYNCS_WHEN_IDLE.get();
+        let mut patient = on_loop;
         loop {
             {
                 let p = progress.borrow_and_update();
@@ -423,6 +442,18 @@ impl GroupCommit {
                 }
                 if p.stopped {
                     return Err(StorageError::Closed);
+                }
+            }
+            if patient {
+                match tokio::time::timeout(LOOP_SYNC_PATIENCE, progress.changed()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) => return Err(StorageError::Closed),
+                    // The loop has not run dry: lead (below, no yields).
+                    Err(_) => {
+                        patient = false;
+                        yields = MAX_LEADER_YIELDS;
+                        continue;
+                    }
                 }
             }
             let (syncing, requested) = {
@@ -449,7 +480,7 @@ impl GroupCommit {
                 }
             };
             match target {
-                Some(target) if self.shared.offload() => {
+                Some(target) if !on_loop && self.shared.offload() => {
                     // The sync and its publication run on the blocking
                     // pool (so they complete even if this task is
                     // dropped); this task waits for them as a follower.
@@ -464,6 +495,46 @@ impl GroupCommit {
                 }
             }
         }
+    }
+
+    /// Marks the current thread as an event loop that calls
+    /// [`GroupCommit::sync_waiting`] each time it runs out of ready work
+    /// (for a tokio current-thread runtime: from `on_thread_park`). Leader
+    /// mode's waiters on this thread then leave the sync to the loop
+    /// instead of leading one, so it covers the whole round; a waiter left
+    /// waiting longer than a few milliseconds (a loop that never runs dry)
+    /// leads one itself.
+    pub fn sync_when_idle_on_this_thread() {
+        SYNCS_WHEN_IDLE.set(true);
+    }
+
+    /// Leader mode under `always`: if tickets are waiting and no sync is
+    /// running, runs one here (blocking the thread for the fsync) and
+    /// publishes it. Otherwise, and under other modes, does nothing. For
+    /// an event loop that found no more ready work (see
+    /// [`GroupCommit::sync_when_idle_on_this_thread`]).
+    ///
+    /// # Errors
+    /// The sync failed: the committer is poisoned and every waiter gets
+    /// the error.
+    pub fn sync_waiting(&self) -> StorageResult<()> {
+        if !self.shared.leader {
+            return Ok(());
+        }
+        let target = {
+            let mut requests = self.shared.requests.lock();
+            let progress = self.shared.progress.borrow();
+            if requests.syncing
+                || requests.shutdown
+                || progress.failure.is_some()
+                || requests.requested <= progress.synced
+            {
+                return Ok(());
+            }
+            requests.syncing = true;
+            requests.requested
+        };
+        self.shared.lead(target)
     }
 
     /// Inline mode: one sync on the caller's task covering `ticket`.
@@ -1223,5 +1294,97 @@ mod tests {
             stopper.join().unwrap().unwrap();
             assert!(memory.disk().durable_get("t", b"k").is_some());
         }
+    }
+
+    /// Runs `body` on a new thread marked as an event loop, inside a
+    /// current-thread runtime that calls `gc.sync_waiting()` each time it
+    /// runs out of ready work (when `hook`), as the RESP loop does.
+    fn on_event_loop<F>(gc: &Arc<GroupCommit>, hook: bool, body: F)
+    where
+        F: FnOnce(Arc<GroupCommit>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+            + Send
+            + 'static,
+    {
+        let gc = gc.clone();
+        std::thread::spawn(move || {
+            GroupCommit::sync_when_idle_on_this_thread();
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            if hook {
+                let gc = gc.clone();
+                builder.on_thread_park(move || {
+                    let _ = gc.sync_waiting();
+                });
+            }
+            builder.build().unwrap().block_on(body(gc));
+        })
+        .join()
+        .unwrap();
+    }
+
+    fn memory_with_table() -> Arc<MemoryStorage> {
+        let memory = Arc::new(MemoryStorage::new());
+        memory.create_table("t").unwrap();
+        memory
+    }
+
+    #[test]
+    fn an_event_loop_syncs_once_for_every_writer_of_its_round() {
+        let memory = memory_with_table();
+        let gc = Arc::new(always_committer(memory.clone(), true));
+        on_event_loop(&gc, true, |gc| {
+            Box::pin(async move {
+                let writers: Vec<_> = (0..50)
+                    .map(|i| {
+                        let gc = gc.clone();
+                        tokio::spawn(async move {
+                            put(gc.storage().as_ref(), format!("k{i}"));
+                            gc.durable().await
+                        })
+                    })
+                    .collect();
+                for w in writers {
+                    w.await.unwrap().unwrap();
+                }
+            })
+        });
+        // All 50 took their tickets in the loop's first round; the loop
+        // synced once when it ran dry, and that covered them all.
+        assert_eq!(gc.syncs(), 1);
+        for i in 0..50 {
+            let key = format!("k{i}");
+            assert!(
+                memory.disk().durable_get("t", key.as_bytes()).is_some(),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_waiter_on_a_loop_that_never_syncs_leads_a_sync_itself() {
+        let memory = memory_with_table();
+        let gc = Arc::new(always_committer(memory.clone(), true));
+        // No idle hook: nothing but the waiter's patience ends the wait.
+        on_event_loop(&gc, false, |gc| {
+            Box::pin(async move {
+                put(gc.storage().as_ref(), "k".to_string());
+                gc.durable().await.unwrap();
+            })
+        });
+        assert_eq!(gc.syncs(), 1);
+        assert!(memory.disk().durable_get("t", b"k").is_some());
+    }
+
+    #[test]
+    fn sync_waiting_syncs_only_for_waiting_tickets_under_always() {
+        let memory = memory_with_table();
+        let leader = always_committer(memory.clone(), true);
+        leader.sync_waiting().unwrap();
+        assert_eq!(leader.syncs(), 0, "no ticket is waiting");
+        let never = GroupCommit::leader(memory.clone(), FsyncPolicy::Never).unwrap();
+        put(memory.as_ref(), "k".to_string());
+        never.sync_waiting().unwrap();
+        assert_eq!(never.syncs(), 0, "never: only shutdown syncs");
+        assert!(memory.disk().durable_get("t", b"k").is_none());
     }
 }

@@ -80,6 +80,37 @@ pub async fn execute(
     frame
 }
 
+/// Whether `args` touches nothing but this node's own storage: a data
+/// command on an eventual keyspace whose every key has this node as its
+/// only replica, in every ring a write must reach. Such a command runs on
+/// the RESP event loop; any other runs on the main runtime (`resp/`).
+/// Commands the dispatcher refuses (unknown, no keyspace) count as local:
+/// their error reply needs nothing else.
+pub fn is_local(cluster: &std::sync::Arc<Cluster>, conn: &ConnState, args: &[Bytes]) -> bool {
+    let Some(spec) = args.first().and_then(|name| table::lookup(name)) else {
+        return true;
+    };
+    if !strong::is_data(spec.handler) {
+        return false;
+    }
+    let Some(ks) = cluster.db.catalog.get(&conn.keyspace) else {
+        return true;
+    };
+    if ks.spec.mode == fulcrum_core::keyspace::Mode::Strong {
+        return false;
+    }
+    let me = &*cluster.me.node_id;
+    args.iter()
+        .enumerate()
+        .filter(|(i, _)| spec.is_key_position(*i, args.len()))
+        .all(|(_, key)| {
+            cluster
+                .write_sets(ks.spec.replicas, key)
+                .iter()
+                .all(|set| set.len() == 1 && *set[0] == *me)
+        })
+}
+
 /// Whether `args` is a plain `SET key value`: a blind write that reads
 /// nothing, so it may run while earlier writes are still staged (see
 /// `write_group.rs`). Any other command needs them committed first.

@@ -13,12 +13,22 @@
 //! earlier writes. Before waiting for durability the connection yields
 //! once, so other connections with requests ready stage theirs into the
 //! same storage commit.
+//!
+//! Where commands run: on the RESP event loop (`main` given, see the
+//! module docs of `resp`), a command that touches only this node's
+//! storage (`cmd::is_local`) runs on the connection's own task; any other
+//! is spawned on the main runtime with the connection's state moved along
+//! and back, and the connection waits for it before the next request, so
+//! replies keep request order. On the loop the connection does not yield
+//! before waiting for durability: the loop syncs only once it has run
+//! every ready connection.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use fulcrum_proto::{encode, Frame, ProtoError, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::cluster::Cluster;
@@ -44,6 +54,7 @@ pub async fn run(
     cluster: Arc<Cluster>,
     id: u64,
     mut shutdown: watch::Receiver<bool>,
+    main: Option<Handle>,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
     let db = cluster.db.clone();
@@ -69,7 +80,12 @@ pub async fn run(
                         let _ = db.staged_committed().await;
                     }
                     conn.wrote = false;
-                    let frame = cmd::execute(&cluster, &mut conn, args).await;
+                    let frame = match &main {
+                        Some(main) if !cmd::is_local(&cluster, &conn, &args) => {
+                            execute_on(main, &cluster, &mut conn, args).await?
+                        }
+                        _ => cmd::execute(&cluster, &mut conn, args).await,
+                    };
                     replies.push((frame, conn.wrote));
                     if conn.quit {
                         close = true;
@@ -87,9 +103,10 @@ pub async fn run(
         }
         if !replies.is_empty() {
             if replies.iter().any(|(_, wrote)| *wrote) {
-                if db.has_staged() {
+                if db.has_staged() && main.is_none() {
                     // Let connections with requests ready stage theirs:
-                    // one storage commit for all of them.
+                    // one storage commit for all of them. (On the event
+                    // loop the sync waits for the loop to run dry anyway.)
                     tokio::task::yield_now().await;
                 }
                 db.metrics.durable_waits.inc();
@@ -129,6 +146,33 @@ pub async fn run(
             // Client closed; a half-received request is dropped unanswered.
             return Ok(());
         }
+    }
+}
+
+/// Runs one command on the node's main runtime and waits for its reply,
+/// moving the connection's state there and back. A command that panicked
+/// (or a runtime shutting down) ends the connection, as a panic on the
+/// connection's own task would.
+async fn execute_on(
+    main: &Handle,
+    cluster: &Arc<Cluster>,
+    conn: &mut ConnState,
+    args: Vec<bytes::Bytes>,
+) -> std::io::Result<Frame> {
+    let mut state = std::mem::replace(conn, ConnState::new(conn.id));
+    let cluster = cluster.clone();
+    let ran = main
+        .spawn(async move {
+            let frame = cmd::execute(&cluster, &mut state, args).await;
+            (frame, state)
+        })
+        .await;
+    match ran {
+        Ok((frame, state)) => {
+            *conn = state;
+            Ok(frame)
+        }
+        Err(e) => Err(std::io::Error::other(format!("command failed: {e}"))),
     }
 }
 
