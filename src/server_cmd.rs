@@ -68,7 +68,7 @@ pub struct ServerArgs {
     /// Most concurrent client connections [default: 10000].
     #[arg(long, env = "FULCRUM_MAX_CLIENTS")]
     max_clients: Option<usize>,
-    /// Worker threads serving clients and peers; 0 is one per CPU core but one, at least one [default: 0].
+    /// Worker threads serving peers, HTTP and the clients' cluster-wide commands (client connections and single-node data commands run on one RESP event-loop thread besides); 0 is one per CPU core but one, at least one [default: 0].
     #[arg(long, env = "FULCRUM_THREADS")]
     threads: Option<usize>,
     /// How often replicas compare Merkle trees (anti-entropy), in ms [default: 10000].

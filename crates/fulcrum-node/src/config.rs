@@ -56,7 +56,9 @@ pub struct NodeConfig {
     pub sweep_interval_ms: u64,
     /// Most client connections served at once; more are refused.
     pub max_clients: usize,
-    /// Worker threads of the async runtime that serves clients and peers;
+    /// Worker threads of the async runtime that serves peers, HTTP and
+    /// the clients' commands that are not local (client connections and
+    /// local data commands run on the RESP event-loop thread, `resp/`);
     /// 0 (the default) is one per CPU core but one, at least one (see
     /// [`NodeConfig::worker_threads`]).
     pub threads: usize,
