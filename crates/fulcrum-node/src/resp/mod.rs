@@ -22,9 +22,10 @@ use tokio::sync::watch;
 use crate::cluster::Cluster;
 use crate::netio::TcpListener;
 
-/// Tasks the event loop runs between two looks for ready sockets (tokio's
-/// default is 61). Looking more often lets requests that arrive while a
-/// round runs join it, so the round's one fsync covers more of them: at
+/// Tasks the event loop runs between two looks for ready sockets under
+/// `--fsync always` (tokio's default, kept for the other policies, is 61).
+/// Looking more often lets requests that arrive while a round runs join
+/// it, so the round's one fsync covers more of them: at
 /// 50 clients doing `--fsync always` SETs, 8 gave about 37 requests per
 /// fsync against 25 with the default, and 10–15% more SETs per second;
 /// 1 and 2 cost more in polls than they saved (BENCHMARKS.md).
@@ -46,8 +47,14 @@ pub fn spawn_loop(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = listener.into_std()?;
     let db = cluster.db.clone();
+    let event_interval = if db.fsync == fulcrum_storage::FsyncPolicy::Always {
+        LOOP_EVENT_INTERVAL
+    } else {
+        // Nothing to share: tokio's default polls less.
+        61
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .event_interval(LOOP_EVENT_INTERVAL)
+        .event_interval(event_interval)
         .enable_all()
         .on_thread_park(move || {
             // A failure poisons the committer; its waiters report it.
