@@ -138,9 +138,15 @@ pub async fn run(
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(16 * 1024);
         }
-        let n = tokio::select! {
-            r = socket.read_buf(&mut inbuf) => r?,
-            _ = shutdown.changed() => return Ok(()),
+        let n = if main.is_some() {
+            // On the event loop, shutdown drops the loop's runtime and this
+            // task with it: no need to watch for it on every read.
+            socket.read_buf(&mut inbuf).await?
+        } else {
+            tokio::select! {
+                r = socket.read_buf(&mut inbuf) => r?,
+                _ = shutdown.changed() => return Ok(()),
+            }
         };
         if n == 0 {
             // Client closed; a half-received request is dropped unanswered.
