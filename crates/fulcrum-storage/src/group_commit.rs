@@ -917,10 +917,16 @@ mod tests {
         }
     }
 
-    /// Polls (without asserting on time) until `cond` holds.
+    /// Polls (without asserting on time) until `cond` holds. Not on
+    /// tokio's timer: a leader blocked at a closed gate holds a worker, and
+    /// on a multi-thread runtime that worker may be the one left to turn
+    /// the timer, so a tokio `sleep` here could never end (seen as a hang
+    /// of `shutdown_releases_waiters_and_refuses_new_ones`). Yielding lets
+    /// other tasks of a current-thread runtime run between polls.
     async fn eventually(mut cond: impl FnMut() -> bool) {
         while !cond() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
