@@ -907,6 +907,23 @@ mod tests {
         storage.write(batch).unwrap();
     }
 
+    /// Spawns `n` writers on the current runtime, each putting `k<i>` and
+    /// then waiting for durability.
+    fn spawn_writers(
+        gc: &Arc<GroupCommit>,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<StorageResult<()>>> {
+        (0..n)
+            .map(|i| {
+                let gc = gc.clone();
+                tokio::spawn(async move {
+                    put(gc.storage().as_ref(), format!("k{i}"));
+                    gc.durable().await
+                })
+            })
+            .collect()
+    }
+
     /// An `always` committer: with a sync thread, or in leader mode (the
     /// waiting callers sync).
     fn always_committer(storage: Arc<dyn Storage>, leader: bool) -> GroupCommit {
@@ -1154,16 +1171,7 @@ mod tests {
                 });
                 storage.create_table("t").unwrap();
                 let gc = Arc::new(always_committer(storage.clone(), leader));
-                let tasks: Vec<_> = (0..10)
-                    .map(|i| {
-                        let gc = gc.clone();
-                        tokio::spawn(async move {
-                            put(gc.storage().as_ref(), format!("k{i}"));
-                            gc.durable().await
-                        })
-                    })
-                    .collect();
-                for task in tasks {
+                for task in spawn_writers(&gc, 10) {
                     let err = task.await.unwrap().unwrap_err();
                     assert!(matches!(err, StorageError::Poisoned(_)), "{err}");
                 }
@@ -1340,16 +1348,7 @@ mod tests {
         let gc = Arc::new(always_committer(memory.clone(), true));
         on_event_loop(&gc, true, |gc| {
             Box::pin(async move {
-                let writers: Vec<_> = (0..50)
-                    .map(|i| {
-                        let gc = gc.clone();
-                        tokio::spawn(async move {
-                            put(gc.storage().as_ref(), format!("k{i}"));
-                            gc.durable().await
-                        })
-                    })
-                    .collect();
-                for w in writers {
+                for w in spawn_writers(&gc, 50) {
                     w.await.unwrap().unwrap();
                 }
             })
