@@ -62,7 +62,7 @@ mod lww;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{from_record, to_record, CAUSAL_FORMAT, CONTEXT_FORMAT};
+pub use codec::{from_record, overwrite_record, to_record, CAUSAL_FORMAT, CONTEXT_FORMAT};
 pub use lww::{lww_cmp, lww_merge, lww_winner};
 
 use std::cmp::Ordering;

@@ -134,23 +134,26 @@ impl Db {
                 Some(cur) => dvv::lww_merge(cur, &Record::single(version)),
                 None => Record::single(version),
             },
-            Conflict::Siblings => {
-                let state = match &current {
-                    Some(cur) => dvv::from_record(cur).map_err(|e| Self::corrupt(ks, e))?,
-                    None => dvv::DvvSet::new(),
-                };
-                // The HLC floor keeps this node's dot counters increasing
-                // even if its local copy of the key was lost.
-                let me = &self.node;
-                let next = match context {
-                    // Plain SET/DEL: supersede everything stored here.
-                    WriteContext::Local => state.overwrite_with_floor(me, version, timestamp.0),
-                    WriteContext::Given(vv) => {
-                        state.update_with_floor(vv, me, version, timestamp.0)
-                    }
-                };
-                dvv::to_record(&next)
-            }
+            // The HLC floor keeps this node's dot counters increasing even
+            // if its local copy of the key was lost.
+            Conflict::Siblings => match (context, &current) {
+                // Plain SET/DEL: supersede everything stored here (on the
+                // encoded record: the hot path of a blind write).
+                (WriteContext::Local, Some(cur)) => {
+                    dvv::overwrite_record(cur, &self.node, version, timestamp.0)
+                        .map_err(|e| Self::corrupt(ks, e))?
+                }
+                (WriteContext::Local, None) => dvv::to_record(
+                    &dvv::DvvSet::new().overwrite_with_floor(&self.node, version, timestamp.0),
+                ),
+                (WriteContext::Given(vv), _) => {
+                    let state = match &current {
+                        Some(cur) => dvv::from_record(cur).map_err(|e| Self::corrupt(ks, e))?,
+                        None => dvv::DvvSet::new(),
+                    };
+                    dvv::to_record(&state.update_with_floor(vv, &self.node, version, timestamp.0))
+                }
+            },
         };
         let encoded = self.stage_record(ks, key, &record, old_digest)?;
         if commit {

@@ -127,6 +127,136 @@ pub fn to_record(state: &DvvSet<Version>) -> Record {
     }
 }
 
+/// Most context entries [`overwrite_record`] handles without allocating;
+/// a longer context takes the general path.
+const FAST_ENTRIES: usize = 16;
+
+/// `to_record(&from_record(record)?.overwrite_with_floor(coordinator,
+/// value, floor))`, computed on the encoded causal data without building
+/// the state: the hot path of a blind write (plain SET). Checks the input
+/// as [`from_record`] does and fails the same way.
+///
+/// # Errors
+/// As [`from_record`].
+pub fn overwrite_record(
+    record: &Record,
+    coordinator: &NodeId,
+    value: Version,
+    floor: u64,
+) -> Result<Record, DvvError> {
+    let general = || {
+        Ok(to_record(
+            &from_record(record)?.overwrite_with_floor(coordinator, value.clone(), floor),
+        ))
+    };
+    let causal = &record.causal;
+    if causal.is_empty() {
+        return general();
+    }
+    let mut r = Reader {
+        buf: causal,
+        pos: 0,
+    };
+    let format = r.u8()?;
+    if format != CAUSAL_FORMAT {
+        return Err(DvvError::UnknownFormat {
+            what: "causal data",
+            found: format,
+            supported: CAUSAL_FORMAT,
+        });
+    }
+    let n = r.count(2)?;
+    if n > FAST_ENTRIES {
+        return general();
+    }
+    // Each entry: the range of its id in `causal`, and its counter.
+    let mut entries = [(0usize, 0usize, 0u64); FAST_ENTRIES];
+    for i in 0..n {
+        let at = r.pos;
+        let len = r.count(1)?;
+        let start = r.pos;
+        r.bytes(len)?;
+        let id = std::str::from_utf8(&causal[start..start + len])
+            .map_err(|_| DvvError::BadNodeId(at))?;
+        if i > 0 {
+            let (prev_start, prev_end, _) = entries[i - 1];
+            if causal[prev_start..prev_end] >= *id.as_bytes() {
+                return Err(DvvError::Unsorted(at));
+            }
+        }
+        let counter = r.varint()?;
+        if counter == 0 || counter > MAX_COUNTER {
+            return Err(DvvError::BadCounter {
+                node: NodeId::from(id),
+                counter,
+            });
+        }
+        entries[i] = (start, start + len, counter);
+    }
+    let entries = &entries[..n];
+    // The dots are dropped, but checked as `from_record` checks them.
+    let dots = r.count(2)?;
+    if dots != record.versions.len() {
+        return Err(DvvError::SiblingCountMismatch {
+            dots,
+            versions: record.versions.len(),
+        });
+    }
+    let mut last: Option<(u64, u64)> = None;
+    for _ in 0..dots {
+        let index = r.varint()?;
+        let counter = r.varint()?;
+        let Some(&(start, end, max)) = usize::try_from(index).ok().and_then(|i| entries.get(i))
+        else {
+            return Err(DvvError::BadDotNode { index, len: n });
+        };
+        let dot = || Dot {
+            node: NodeId::from(std::str::from_utf8(&causal[start..end]).unwrap_or_default()),
+            counter,
+        };
+        if counter == 0 || counter > max {
+            return Err(DvvError::DotNotCovered(dot()));
+        }
+        if last.is_some_and(|l| l >= (index, counter)) {
+            return Err(DvvError::DuplicateDot(dot()));
+        }
+        last = Some((index, counter));
+    }
+    r.finish()?;
+    // The coordinator's entry: where it is (or goes) and its counter.
+    let me = coordinator.as_str().as_bytes();
+    let rank = entries.partition_point(|&(start, end, _)| &causal[start..end] < me);
+    let present = entries
+        .get(rank)
+        .is_some_and(|&(start, end, _)| &causal[start..end] == me);
+    let mine = if present { entries[rank].2 } else { 0 };
+    let counter = mine.max(floor).saturating_add(1);
+    let ids: usize = entries.iter().map(|&(s, e, _)| e - s).sum();
+    let mut buf = BytesMut::with_capacity(1 + 10 + 11 * (n + 1) + ids + me.len() + 21);
+    buf.put_u8(CAUSAL_FORMAT);
+    put_varint(&mut buf, (n + usize::from(!present)) as u64);
+    let put_entry = |buf: &mut BytesMut, id: &[u8], counter: u64| {
+        put_varint(buf, id.len() as u64);
+        buf.put_slice(id);
+        put_varint(buf, counter);
+    };
+    for &(start, end, c) in &entries[..rank] {
+        put_entry(&mut buf, &causal[start..end], c);
+    }
+    put_entry(&mut buf, me, counter);
+    let after = if present { rank + 1 } else { rank };
+    for &(start, end, c) in &entries[after..] {
+        put_entry(&mut buf, &causal[start..end], c);
+    }
+    put_varint(&mut buf, 1);
+    put_varint(&mut buf, rank as u64);
+    put_varint(&mut buf, counter);
+    Ok(Record {
+        causal: buf.freeze(),
+        versions: vec![value],
+    })
+}
+
 /// The causal state stored in `record`; a record with empty `causal` is a
 /// legacy record (see the module docs).
 ///

@@ -224,6 +224,35 @@ fn record_decode_rejects_mismatches() {
 }
 
 #[test]
+fn overwriting_wide_and_legacy_records_takes_the_general_path_with_the_same_result() {
+    let wide: VersionVector = (0..20).map(|i| (id(&format!("n{i:02}")), i + 1)).collect();
+    let state = DvvSet::from_parts(
+        wide,
+        vec![Sibling {
+            dot: Dot {
+                node: id("n03"),
+                counter: 4,
+            },
+            value: version("old", 1),
+        }],
+    )
+    .unwrap();
+    let legacy = Record {
+        causal: Bytes::new(),
+        versions: vec![version("a", 5), version("b", 9)],
+    };
+    for record in [to_record(&state), legacy] {
+        let expected = from_record(&record)
+            .unwrap()
+            .overwrite_with_floor(&id("n07"), version("new", 10), 2);
+        assert_eq!(
+            overwrite_record(&record, &id("n07"), version("new", 10), 2),
+            Ok(to_record(&expected))
+        );
+    }
+}
+
+#[test]
 fn legacy_record_maps_to_last_write_wins_siblings() {
     let legacy = Record::single(version("old", 10));
     let state = from_record(&legacy).unwrap();
@@ -510,6 +539,46 @@ proptest! {
     }
 
     #[test]
+    fn overwriting_an_encoded_record_equals_overwriting_its_state(
+        ops in prop::collection::vec(arb_op(), 0..40),
+        coordinator in prop::sample::select(vec!["a", "n0", "n1", "n2", "n1x", "z"]),
+        floor in prop::sample::select(vec![0u64, 1, 3, 1_000, MAX_COUNTER]),
+        (at, xor) in (any::<prop::sample::Index>(), 1u8..=255),
+    ) {
+        let mut world = World::new(false);
+        for op in &ops {
+            world.apply(op);
+        }
+        let me = id(coordinator);
+        let new = Version::value("new", Hlc(99));
+        for state in &world.replicas {
+            let as_versions = DvvSet::from_parts(
+                state.context().clone(),
+                state.siblings().iter().map(|s| Sibling {
+                    dot: s.dot.clone(),
+                    value: Version::value(s.value.to_string(), Hlc(u64::from(s.value))),
+                }).collect(),
+            ).unwrap();
+            let record = to_record(&as_versions);
+            prop_assert_eq!(
+                overwrite_record(&record, &me, new.clone(), floor),
+                Ok(to_record(&as_versions.overwrite_with_floor(&me, new.clone(), floor)))
+            );
+            // A corrupted byte: the same error, or the same result.
+            let mut causal = record.causal.to_vec();
+            if !causal.is_empty() {
+                let i = at.index(causal.len());
+                causal[i] ^= xor;
+            }
+            let corrupt = Record { causal: Bytes::from(causal), versions: record.versions.clone() };
+            prop_assert_eq!(
+                overwrite_record(&corrupt, &me, new.clone(), floor),
+                from_record(&corrupt).map(|s| to_record(&s.overwrite_with_floor(&me, new.clone(), floor)))
+            );
+        }
+    }
+
+    #[test]
     fn context_round_trips(entries in prop::collection::vec(("[a-z0-9-]{0,12}", 1..=MAX_COUNTER), 0..8)) {
         let vv: VersionVector = entries.into_iter().map(|(n, c)| (NodeId::from(n), c)).collect();
         prop_assert_eq!(VersionVector::decode(&vv.encode()), Ok(vv));
@@ -530,6 +599,12 @@ proptest! {
             causal: Bytes::from(causal),
             versions: vec![Version::value("v", Hlc(1)); versions],
         };
+        // The blind-write fast path fails exactly where decoding fails.
+        let new = Version::value("new", Hlc(2));
+        prop_assert_eq!(
+            overwrite_record(&record, &id("n1"), new.clone(), 5),
+            from_record(&record).map(|s| to_record(&s.overwrite_with_floor(&id("n1"), new, 5)))
+        );
         if let Ok(state) = from_record(&record) {
             // Whatever decodes satisfies the invariants.
             prop_assert!(DvvSet::from_parts(state.context().clone(), state.siblings().to_vec()).is_ok());

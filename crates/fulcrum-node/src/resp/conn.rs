@@ -71,6 +71,11 @@ pub async fn run(
                 batch_full = true;
                 break;
             }
+            if main.is_some() {
+                // One unit of the event loop's work (a request or a read).
+                // A failure poisons the group; `durable` below reports it.
+                let _ = db.group_commit().loop_tick();
+            }
             match decoder.decode(&mut inbuf) {
                 Ok(Some(args)) => {
                     if !cmd::only_stages(&args) && !db.writes_idle() {
