@@ -274,6 +274,12 @@ impl Cluster {
         self.placement.read().read.replicas(replicas, key)
     }
 
+    /// Whether this node is the only member of every ring in use, so the
+    /// only replica of every key.
+    pub fn alone(&self) -> bool {
+        self.placement.read().sole_node() == Some(self.me.node_id.as_str())
+    }
+
     /// The replica sets a write of `key` must reach its level on: the read
     /// ring's first, then the pending ring's and recent previous rings'
     /// when they differ (see [`Placement::write_sets`]).

@@ -283,21 +283,22 @@ impl FjallStorage {
         })
     }
 
-    /// Whether journal `id`, the active one at an earlier sync, is still
-    /// the active one: `<id+1>.jnl` is missing (checked first) and
-    /// `<id>.jnl` exists (checked second). Two `stat`s instead of listing
-    /// the directory on every sync. Why that suffices: fjall names the
-    /// journal it rotates to `<id+1>.jnl`, and deletes sealed journals
-    /// oldest first (its journal manager evicts the front of a FIFO queue).
-    /// Had a rotation away from `id` happened before the first check,
-    /// `<id+1>.jnl` would exist then unless already deleted, and deleting it
-    /// would have required deleting `<id>.jnl` first, which the second
-    /// check still finds. Ids are never reused. Any doubt (an error) falls
-    /// back to listing.
-    fn still_active(&self, id: u64) -> bool {
+    /// Whether journal `id` (opened as `file`), the active one at an
+    /// earlier sync, is still the active one: `<id+1>.jnl` is missing
+    /// (checked first) and `file` is still linked, i.e. `<id>.jnl` was not
+    /// deleted (checked second, by `fstat` on the open descriptor). A path
+    /// `stat` and an `fstat` instead of listing the directory on every
+    /// sync. Why that suffices: fjall names the journal it rotates to
+    /// `<id+1>.jnl`, and deletes sealed journals oldest first (its journal
+    /// manager evicts the front of a FIFO queue). Had a rotation away from
+    /// `id` happened before the first check, `<id+1>.jnl` would exist then
+    /// unless already deleted, and deleting it would have required
+    /// deleting `<id>.jnl` first, which the second check would notice. Ids
+    /// are never reused. Any doubt (an error) falls back to listing.
+    fn still_active(&self, id: u64, file: &std::fs::File) -> bool {
+        use std::os::unix::fs::MetadataExt;
         let next = self.path.join(format!("{}.jnl", id + 1));
-        let current = self.path.join(format!("{id}.jnl"));
-        matches!(next.try_exists(), Ok(false)) && matches!(current.try_exists(), Ok(true))
+        matches!(next.try_exists(), Ok(false)) && file.metadata().is_ok_and(|m| m.nlink() > 0)
     }
 
     /// Id of the active journal: the highest `<id>.jnl` in the data
@@ -327,7 +328,7 @@ impl FjallStorage {
     fn sync_active_journal(&self) -> StorageResult<()> {
         let mut journal = self.journal.lock();
         let id = match journal.as_ref() {
-            Some((cached, _)) if self.still_active(*cached) => *cached,
+            Some((cached, file)) if self.still_active(*cached, file) => *cached,
             _ => self.active_journal_id()?,
         };
         if journal.as_ref().map(|(cached, _)| *cached) != Some(id) {
@@ -758,6 +759,21 @@ mod engine_tests {
         );
     }
 
+    #[test]
+    fn a_deleted_journal_is_not_active_even_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        let path = dir.path().join("50.jnl");
+        let held = std::fs::File::create(&path).unwrap();
+        assert!(s.still_active(50, &held));
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            !s.still_active(50, &held),
+            "51.jnl is missing, but 50.jnl is gone too"
+        );
+        s.close().unwrap();
+    }
+
     /// `sync` relies on fjall's journal layout: `<id>.jnl` files in the
     /// data directory, the active one with the highest id, a new one per
     /// rotation. If a fjall upgrade changes that, this fails.
@@ -769,8 +785,8 @@ mod engine_tests {
         s.sync().unwrap();
         let first = s.journal.lock().as_ref().map(|(id, _)| *id);
         assert_eq!(first, Some(0), "a fresh database journals into 0.jnl");
-        assert!(s.still_active(0));
-        assert!(!s.still_active(1), "1.jnl does not exist yet");
+        let journal0 = std::fs::File::open(dir.path().join("0.jnl")).unwrap();
+        assert!(s.still_active(0, &journal0));
         // fjall rotates the journal at a flush once it holds over 64 MB:
         // write incompressible 512 KiB values until it did.
         let mut n = 0u32;
@@ -790,12 +806,13 @@ mod engine_tests {
             n += 1;
             assert!(n < 1000, "the journal never rotated");
         }
-        assert!(!s.still_active(0), "0.jnl was rotated away from");
+        assert!(!s.still_active(0, &journal0), "0.jnl was rotated away from");
         s.sync().unwrap();
         let synced = s.journal.lock().as_ref().map(|(id, _)| *id).unwrap();
         assert!(synced > 0);
         assert_eq!(synced, s.active_journal_id().unwrap());
-        assert!(s.still_active(synced));
+        let active = std::fs::File::open(dir.path().join(format!("{synced}.jnl"))).unwrap();
+        assert!(s.still_active(synced, &active));
         assert!(dir.path().join(format!("{synced}.jnl")).is_file());
         s.close().unwrap();
         let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();

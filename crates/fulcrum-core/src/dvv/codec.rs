@@ -145,9 +145,11 @@ pub fn overwrite_record(
     floor: u64,
 ) -> Result<Record, DvvError> {
     let general = || {
-        Ok(to_record(
-            &from_record(record)?.overwrite_with_floor(coordinator, value.clone(), floor),
-        ))
+        Ok(to_record(&from_record(record)?.overwrite_with_floor(
+            coordinator,
+            value.clone(),
+            floor,
+        )))
     };
     let causal = &record.causal;
     if causal.is_empty() {

@@ -242,9 +242,10 @@ fn overwriting_wide_and_legacy_records_takes_the_general_path_with_the_same_resu
         versions: vec![version("a", 5), version("b", 9)],
     };
     for record in [to_record(&state), legacy] {
-        let expected = from_record(&record)
-            .unwrap()
-            .overwrite_with_floor(&id("n07"), version("new", 10), 2);
+        let expected =
+            from_record(&record)
+                .unwrap()
+                .overwrite_with_floor(&id("n07"), version("new", 10), 2);
         assert_eq!(
             overwrite_record(&record, &id("n07"), version("new", 10), 2),
             Ok(to_record(&expected))

@@ -235,6 +235,17 @@ impl Placement {
         sets
     }
 
+    /// The one node every ring in use consists of, if so: then it is
+    /// every key's only replica in every write set (a single-node cluster).
+    pub fn sole_node(&self) -> Option<&str> {
+        let [only] = self.read.ids.as_slice() else {
+            return None;
+        };
+        let same = |view: &RingView| view.ids == self.read.ids;
+        (self.pending.as_ref().is_none_or(same) && self.previous.iter().all(|(v, _)| same(v)))
+            .then_some(only.as_str())
+    }
+
     /// Whether `node` left after handing its data off (see
     /// [`Placement::departed`]).
     pub fn is_departed(&self, node: &str) -> bool {
@@ -354,6 +365,34 @@ mod tests {
         let left = membership(&[("n1", Up), ("n2", Up), ("n3", Up), ("n4", Left)]);
         let after = Placement::build(&left, Some(&during), true).expect("placement");
         (during, after, left)
+    }
+
+    #[test]
+    fn a_node_is_alone_only_while_every_ring_in_use_is_just_it() {
+        let one = membership(&[("n1", Up)]);
+        let alone = Placement::build(&one, None, true).expect("placement");
+        assert_eq!(alone.sole_node(), Some("n1"));
+        assert_eq!(
+            alone.write_sets(3, b"k", Instant::now),
+            vec![vec![NodeId::from("n1")]]
+        );
+        // A second node joining: the pending ring holds both.
+        let joining = membership(&[("n1", Up), ("n2", Joining)]);
+        let growing = Placement::build(&joining, Some(&alone), true).expect("placement");
+        assert_eq!(growing.sole_node(), None);
+        // Both up: n1's old ring is still a previous ring for a while.
+        let both = membership(&[("n1", Up), ("n2", Up)]);
+        let grown = Placement::build(&both, Some(&growing), true).expect("placement");
+        assert_eq!(grown.sole_node(), None);
+        // Back to n1 alone: the two-node ring is a previous ring now.
+        let left = membership(&[("n1", Up), ("n2", Left)]);
+        let shrunk = Placement::build(&left, Some(&grown), true).expect("placement");
+        assert_eq!(shrunk.read.ids, vec!["n1".to_string()]);
+        assert_eq!(
+            shrunk.sole_node(),
+            None,
+            "writes still reach the previous ring"
+        );
     }
 
     #[test]

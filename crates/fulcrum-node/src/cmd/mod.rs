@@ -99,6 +99,9 @@ pub fn is_local(cluster: &std::sync::Arc<Cluster>, conn: &ConnState, args: &[Byt
     if ks.spec.mode == fulcrum_core::keyspace::Mode::Strong {
         return false;
     }
+    if cluster.alone() {
+        return true;
+    }
     let me = &*cluster.me.node_id;
     args.iter()
         .enumerate()
