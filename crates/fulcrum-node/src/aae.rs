@@ -15,7 +15,7 @@
 //! peer's into this node (both merges are idempotent). The number of keys
 //! transferred is proportional to the keys that differ, not to the data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ fn index_key(ks: &str, key: &[u8]) -> Bytes {
 pub struct Trees {
     /// Keyed by keyspace name, then partition: a write finds its tree
     /// without building an owned key.
-    trees: Mutex<HashMap<String, HashMap<u32, PartitionTree>>>,
+    trees: Mutex<foldhash::HashMap<String, foldhash::HashMap<u32, PartitionTree>>>,
 }
 
 impl Trees {

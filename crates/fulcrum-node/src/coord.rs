@@ -323,9 +323,16 @@ impl Cluster {
         level: Level,
     ) -> Result<bool, CoordError> {
         let placement = self.placement();
-        let sets = placement.write_sets(ks.spec.replicas, key, Instant::now);
-        let departed = |node: &str| placement.is_departed(node);
-        if self.only_replica_is_me(&sets) && self.one_local_copy_reaches(level) {
+        // In a single-node cluster every write set is this node alone:
+        // known without computing them.
+        let alone = placement.sole_node() == Some(self.me.node_id.as_str());
+        let sets = if alone {
+            None
+        } else {
+            Some(placement.write_sets(ks.spec.replicas, key, Instant::now))
+        };
+        let sole = sets.as_deref().is_none_or(|s| self.only_replica_is_me(s));
+        if sole && self.one_local_copy_reaches(level) {
             // This node is the key's only replica and its copy meets the
             // level: no peer, quorum or hint bookkeeping. The record is
             // staged for a storage batch shared with other writes
@@ -334,6 +341,9 @@ impl Cluster {
             self.db.coordinate(ks, key, &context, new, false)?;
             return Ok(true);
         }
+        let sets =
+            sets.unwrap_or_else(|| placement.write_sets(ks.spec.replicas, key, Instant::now));
+        let departed = |node: &str| placement.is_departed(node);
         let started = Instant::now();
         let replicas = sets[0].clone();
         let probe = self.tracker(level, &replicas);

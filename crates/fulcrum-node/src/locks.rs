@@ -13,14 +13,14 @@ const STRIPES: usize = 1024;
 
 pub struct KeyLocks {
     stripes: Box<[Mutex<()>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl KeyLocks {
     pub fn new() -> Self {
         KeyLocks {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 

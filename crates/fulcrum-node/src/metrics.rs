@@ -39,7 +39,7 @@ pub struct Metrics {
     pub commands_processed: AtomicU64,
     /// Per-command counter and histogram, resolved once so the hot path
     /// does not build label sets.
-    per_command: std::collections::HashMap<&'static str, (Counter, Histogram)>,
+    per_command: foldhash::HashMap<&'static str, (Counter, Histogram)>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -172,7 +172,7 @@ impl Metrics {
             keyspace_keys,
             keyspace_disk_bytes,
             commands_processed: AtomicU64::new(0),
-            per_command: std::collections::HashMap::new(),
+            per_command: foldhash::HashMap::default(),
         }
     }
 

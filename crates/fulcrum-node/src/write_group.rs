@@ -38,7 +38,6 @@
 //!   no longer exists (a keyspace dropped meanwhile) are discarded, as if
 //!   the write had happened just before the drop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,7 +62,7 @@ pub enum Staged {
 #[derive(Default)]
 struct Pending {
     /// Few tables (the keyspaces' data tables, `aae`, `expiry`): a list.
-    tables: Vec<(String, HashMap<Bytes, Staged>)>,
+    tables: Vec<(String, foldhash::HashMap<Bytes, Staged>)>,
 }
 
 impl Pending {
@@ -82,7 +81,8 @@ impl Pending {
         let ops = match self.tables.iter().position(|(t, _)| t == table) {
             Some(i) => &mut self.tables[i].1,
             None => {
-                self.tables.push((table.to_string(), HashMap::new()));
+                self.tables
+                    .push((table.to_string(), foldhash::HashMap::default()));
                 &mut self.tables.last_mut().expect("just pushed").1
             }
         };
