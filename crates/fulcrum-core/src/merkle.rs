@@ -17,7 +17,12 @@ pub const SEGMENTS: usize = 64;
 /// The segment of a key: the top bits of its hash (independent of the
 /// partition, which uses the whole hash).
 pub fn segment_of(key: &[u8]) -> u8 {
-    (stable_hash(key).rotate_left(17) % SEGMENTS as u64) as u8
+    segment_of_hash(stable_hash(key))
+}
+
+/// [`segment_of`] from the key's `stable_hash`, for a caller that has it.
+pub fn segment_of_hash(key_hash: u64) -> u8 {
+    (key_hash.rotate_left(17) % SEGMENTS as u64) as u8
 }
 
 /// The digest of a stored record's bytes.
@@ -51,7 +56,12 @@ impl PartitionTree {
     /// Replaces `key`'s entry: `old` is the digest it had (if stored),
     /// `new` the digest it has now (if still stored).
     pub fn update(&mut self, key: &[u8], old: Option<u64>, new: Option<u64>) {
-        let seg = segment_of(key) as usize;
+        self.update_segment(segment_of(key), key, old, new);
+    }
+
+    /// [`PartitionTree::update`] with the key's segment already known.
+    pub fn update_segment(&mut self, segment: u8, key: &[u8], old: Option<u64>, new: Option<u64>) {
+        let seg = segment as usize;
         if let Some(d) = old {
             self.segments[seg] ^= entry_hash(key, d);
         }

@@ -38,8 +38,31 @@ pub const TABLE: &str = "aae";
 /// The ring partition of a key (same formula as `Ring::partition_of` with
 /// the default partition count; a test keeps them equal).
 pub fn partition_of(key: &[u8]) -> u32 {
+    partition_of_hash(stable_hash(key))
+}
+
+/// [`partition_of`] from the key's `stable_hash`.
+fn partition_of_hash(key_hash: u64) -> u32 {
     let bits = DEFAULT_PARTITIONS.trailing_zeros();
-    (stable_hash(key) >> (64 - bits)) as u32
+    (key_hash >> (64 - bits)) as u32
+}
+
+/// Where `key`'s anti-entropy entry lives: its partition and segment, from
+/// one hash of the key.
+#[derive(Clone, Copy)]
+struct Place {
+    partition: u32,
+    segment: u8,
+}
+
+impl Place {
+    fn of(key: &[u8]) -> Place {
+        let h = stable_hash(key);
+        Place {
+            partition: partition_of_hash(h),
+            segment: merkle::segment_of_hash(h),
+        }
+    }
 }
 
 fn prefix(ks: &str) -> BytesMut {
@@ -49,12 +72,12 @@ fn prefix(ks: &str) -> BytesMut {
     b
 }
 
-fn index_key(ks: &str, key: &[u8]) -> Bytes {
+fn index_key(ks: &str, key: &[u8], place: Place) -> Bytes {
     let mut b = BytesMut::with_capacity(1 + ks.len() + 5 + key.len());
     b.put_u8(ks.len() as u8);
     b.put_slice(ks.as_bytes());
-    b.put_u32(partition_of(key));
-    b.put_u8(merkle::segment_of(key));
+    b.put_u32(place.partition);
+    b.put_u8(place.segment);
     b.put_slice(key);
     b.freeze()
 }
@@ -69,13 +92,19 @@ pub struct Trees {
 
 impl Trees {
     fn update(&self, ks: &str, key: &[u8], old: Option<u64>, new: Option<u64>) {
-        let partition = partition_of(key);
+        self.update_at(ks, key, Place::of(key), old, new);
+    }
+
+    fn update_at(&self, ks: &str, key: &[u8], place: Place, old: Option<u64>, new: Option<u64>) {
         let mut t = self.trees.lock();
         let per_ks = match t.get_mut(ks) {
             Some(p) => p,
             None => t.entry(ks.to_string()).or_default(),
         };
-        per_ks.entry(partition).or_default().update(key, old, new);
+        per_ks
+            .entry(place.partition)
+            .or_default()
+            .update_segment(place.segment, key, old, new);
     }
 
     fn tree<T>(&self, ks: &str, partition: u32, f: impl FnOnce(Option<&PartitionTree>) -> T) -> T {
@@ -110,12 +139,14 @@ impl Db {
         if ks.spec.mode != Mode::Eventual || old_d == new_d {
             return;
         }
-        let ik = index_key(&ks.spec.name, key);
+        let place = Place::of(key);
+        let ik = index_key(&ks.spec.name, key, place);
         match new_d {
             Some(d) => staging.put(TABLE, ik, Bytes::copy_from_slice(&d.to_be_bytes())),
             None => staging.remove(TABLE, ik),
         }
-        self.trees.update(&ks.spec.name, key, old_d, new_d);
+        self.trees
+            .update_at(&ks.spec.name, key, place, old_d, new_d);
     }
 
     /// Rebuilds every tree from the index (at start).
@@ -453,7 +484,7 @@ mod tests {
 
     #[test]
     fn index_key_parses_back() {
-        let k = index_key("default", b"user:1");
+        let k = index_key("default", b"user:1", Place::of(b"user:1"));
         assert_eq!(parse(&k), Some(("default", &b"user:1"[..])));
     }
 }

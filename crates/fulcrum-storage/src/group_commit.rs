@@ -1330,8 +1330,8 @@ mod tests {
 
     /// Runs `body` on a new thread marked as an event loop, inside a
     /// current-thread runtime that calls `gc.sync_waiting()` each time it
-    /// runs out of ready work (when `hook`), as the RESP loop does.
-    fn on_event_loop<F>(gc: &Arc<GroupCommit>, hook: bool, body: F)
+    /// runs out of ready work, as the RESP loop does.
+    fn on_event_loop<F>(gc: &Arc<GroupCommit>, body: F)
     where
         F: FnOnce(Arc<GroupCommit>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
             + Send
@@ -1340,15 +1340,15 @@ mod tests {
         let gc = gc.clone();
         std::thread::spawn(move || {
             GroupCommit::sync_when_idle_on_this_thread();
-            let mut builder = tokio::runtime::Builder::new_current_thread();
-            builder.enable_all();
-            if hook {
-                let gc = gc.clone();
-                builder.on_thread_park(move || {
-                    let _ = gc.sync_waiting();
-                });
-            }
-            builder.build().unwrap().block_on(body(gc));
+            let idle = gc.clone();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .on_thread_park(move || {
+                    let _ = idle.sync_waiting();
+                })
+                .build()
+                .unwrap()
+                .block_on(body(gc));
         })
         .join()
         .unwrap();
@@ -1364,7 +1364,7 @@ mod tests {
     fn an_event_loop_syncs_once_for_every_writer_of_its_round() {
         let memory = memory_with_table();
         let gc = Arc::new(always_committer(memory.clone(), true));
-        on_event_loop(&gc, true, |gc| {
+        on_event_loop(&gc, |gc| {
             Box::pin(async move {
                 for w in spawn_writers(&gc, 50) {
                     w.await.unwrap().unwrap();
@@ -1391,7 +1391,7 @@ mod tests {
         let busy_ticks = ticks.clone();
         // With the idle hook installed, a task that always has more work
         // keeps the loop from running dry: only its ticks can sync.
-        on_event_loop(&gc, true, move |gc| {
+        on_event_loop(&gc, move |gc| {
             Box::pin(async move {
                 let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let busy = tokio::task::spawn({

@@ -352,11 +352,17 @@ fn checksum(bytes: &[u8]) -> u32 {
 }
 
 fn put_varint(buf: &mut BytesMut, mut v: u64) {
+    // Built on the stack and appended at once: a `put_u8` per byte costs a
+    // capacity check each.
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
     while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
+        bytes[n] = (v as u8) | 0x80;
         v >>= 7;
+        n += 1;
     }
-    buf.put_u8(v as u8);
+    bytes[n] = v as u8;
+    buf.put_slice(&bytes[..=n]);
 }
 
 fn put_entries(buf: &mut BytesMut, vv: &VersionVector) {
