@@ -240,10 +240,39 @@ impl Db {
         // what is staged right before it syncs (`BeforeSync`: this task
         // staged before taking its ticket), so writes that arrive while a
         // sync runs share one engine commit as well as the next fsync.
+        // Under the other policies, on the RESP event loop, the loop
+        // commits when it runs dry ([`Db::loop_idle`]), so the writes of
+        // one round share one commit; elsewhere this task commits.
         if !self.commit.runs_before_sync() {
-            self.staged_committed().await?;
+            if GroupCommit::on_event_loop() {
+                self.writes.committed_by_others().await?;
+            } else {
+                self.staged_committed().await?;
+            }
         }
         Ok(self.commit.durable().await?)
+    }
+
+    /// For an event loop that ran out of ready work: under `--fsync
+    /// always` runs the waiting sync (`GroupCommit::sync_waiting`, which
+    /// first commits what is staged); under the other policies commits
+    /// what is staged. A failure poisons the group or the committer; the
+    /// waiters report it.
+    pub fn loop_idle(&self) {
+        if self.commit.runs_before_sync() {
+            let _ = self.commit.sync_waiting();
+        } else if self.writes.has_pending() {
+            let _ = self.commit_staged();
+        }
+    }
+
+    /// Counts one unit of an event loop's work (a request, a read); every
+    /// few hundred, runs [`Db::loop_idle`], so a loop that never runs dry
+    /// still commits and syncs (`GroupCommit::loop_tick_due`).
+    pub fn loop_tick(&self) {
+        if GroupCommit::loop_tick_due() {
+            self.loop_idle();
+        }
     }
 
     /// The stored record of `key`, including tombstones and expired

@@ -226,19 +226,8 @@ impl WriteGroup {
     /// As [`WriteGroup::commit`].
     pub async fn committed(&self, storage: &dyn Storage) -> StorageResult<()> {
         let mut finished = self.finished.subscribe();
-        // The commit that carries everything staged before this call.
-        let target = {
-            let state = self.state.lock();
-            if let Some(failure) = &state.failure {
-                return Err(poisoned(failure));
-            }
-            if !state.pending.is_empty() {
-                state.started + 1
-            } else if state.in_flight.is_some() {
-                state.started
-            } else {
-                return Ok(());
-            }
+        let Some(target) = self.carrier()? else {
+            return Ok(());
         };
         loop {
             if *finished.borrow_and_update() >= target {
@@ -259,6 +248,43 @@ impl WriteGroup {
                 return Err(StorageError::Closed);
             }
         }
+    }
+
+    /// Waits until everything staged before this call is in the engine,
+    /// committed by someone else: an event loop that commits when it runs
+    /// dry (`Db::loop_idle`). So every writer of one round of the loop
+    /// shares one commit, instead of each committing its own.
+    ///
+    /// # Errors
+    /// As [`WriteGroup::commit`].
+    pub async fn committed_by_others(&self) -> StorageResult<()> {
+        let mut finished = self.finished.subscribe();
+        let Some(target) = self.carrier()? else {
+            return Ok(());
+        };
+        if finished.wait_for(|done| *done >= target).await.is_err() {
+            return Err(StorageError::Closed);
+        }
+        match &self.state.lock().failure {
+            Some(failure) => Err(poisoned(failure)),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of the commit that carries everything staged so far
+    /// (`None`: everything is in the engine already).
+    fn carrier(&self) -> StorageResult<Option<u64>> {
+        let state = self.state.lock();
+        if let Some(failure) = &state.failure {
+            return Err(poisoned(failure));
+        }
+        Ok(if !state.pending.is_empty() {
+            Some(state.started + 1)
+        } else if state.in_flight.is_some() {
+            Some(state.started)
+        } else {
+            None
+        })
     }
 
     /// Commits what is pending, holding the commit lock.
@@ -365,6 +391,28 @@ mod tests {
         assert_eq!(group.staged("data.t", b"k"), Some(Staged::Remove));
         group.commit(&engine).unwrap();
         assert_eq!(engine.get("data.t", b"k").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_writer_left_to_another_committer_returns_once_its_write_is_in_the_engine() {
+        let engine = Arc::new(storage());
+        let group = Arc::new(WriteGroup::new());
+        // Nothing staged: nothing to wait for.
+        group.committed_by_others().await.unwrap();
+        stage_put(&group, "data.t", "k", "v");
+        let waiter = tokio::spawn({
+            let (engine, group) = (engine.clone(), group.clone());
+            async move {
+                group.committed_by_others().await.unwrap();
+                engine.get("data.t", b"k").unwrap()
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "nobody committed yet");
+        group.commit(engine.as_ref()).unwrap();
+        assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]

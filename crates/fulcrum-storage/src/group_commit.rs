@@ -20,7 +20,7 @@
 //!   not lead: the loop calls [`GroupCommit::sync_waiting`] each time it
 //!   runs out of ready work, so that one sync covers every request the
 //!   round read (Redis's "fsync before sleep"), and also after every few
-//!   hundred units of work ([`GroupCommit::loop_tick`]) in case it never
+//!   hundred units of work ([`GroupCommit::loop_tick_due`]) in case it never
 //!   runs dry.
 //! - `interval:MS`: `durable` returns at once; the thread syncs every MS
 //!   milliseconds if there were requests since its last sync. A crash loses
@@ -90,7 +90,7 @@ use crate::error::{StorageError, StorageResult};
 /// tickets) before it syncs.
 const MAX_LEADER_YIELDS: u32 = 4;
 
-/// How many units of work (see [`GroupCommit::loop_tick`]) an event loop
+/// How many units of work (see [`GroupCommit::loop_tick_due`]) an event loop
 /// does at most while tickets wait before it syncs them: the loop syncs
 /// when it runs out of ready work, and a loop that never does must not
 /// hold acknowledgements back forever.
@@ -501,28 +501,31 @@ impl GroupCommit {
     /// (for a tokio current-thread runtime: from `on_thread_park`). Leader
     /// mode's waiters on this thread then leave the sync to the loop
     /// instead of leading one, so it covers the whole round. The loop must
-    /// also call [`GroupCommit::loop_tick`] for each unit of work it does,
-    /// so that it syncs even if it never runs dry.
+    /// also call [`GroupCommit::loop_tick_due`] for each unit of work it
+    /// does, and sync when told, so that it syncs even if it never runs
+    /// dry.
     pub fn sync_when_idle_on_this_thread() {
         SYNCS_WHEN_IDLE.set(true);
     }
 
     /// Counts one unit of work (a command, a read) of the event loop on
-    /// this thread; every [`LOOP_PATIENCE_TICKS`] units since the loop
-    /// last ran dry, runs [`GroupCommit::sync_waiting`]. So waiters on a
-    /// loop that never runs out of ready work (other clients' reads, say)
-    /// still get their sync, after a bounded amount of work instead of
-    /// after a timer per waiter (which cost about 3% of the loop's time).
-    ///
-    /// # Errors
-    /// As [`GroupCommit::sync_waiting`].
-    pub fn loop_tick(&self) -> StorageResult<()> {
+    /// this thread; true every [`LOOP_PATIENCE_TICKS`] units since the
+    /// loop last called [`GroupCommit::sync_waiting`]: then the loop must
+    /// call it. So waiters on a loop that never runs out of ready work
+    /// (other clients' reads, say) still get their sync, after a bounded
+    /// amount of work instead of after a timer per waiter (which cost
+    /// about 3% of the loop's time).
+    pub fn loop_tick_due() -> bool {
         let ticks = LOOP_TICKS.get() + 1;
-        if ticks < LOOP_PATIENCE_TICKS {
-            LOOP_TICKS.set(ticks);
-            return Ok(());
-        }
-        self.sync_waiting()
+        let due = ticks >= LOOP_PATIENCE_TICKS;
+        LOOP_TICKS.set(if due { 0 } else { ticks });
+        due
+    }
+
+    /// Whether the current thread was marked with
+    /// [`GroupCommit::sync_when_idle_on_this_thread`].
+    pub fn on_event_loop() -> bool {
+        SYNCS_WHEN_IDLE.get()
     }
 
     /// Leader mode under `always`: if tickets are waiting and no sync is
@@ -1398,7 +1401,9 @@ mod tests {
                     let (gc, done) = (gc.clone(), done.clone());
                     async move {
                         while !done.load(Ordering::SeqCst) {
-                            gc.loop_tick().unwrap();
+                            if GroupCommit::loop_tick_due() {
+                                gc.sync_waiting().unwrap();
+                            }
                             busy_ticks.fetch_add(1, Ordering::SeqCst);
                             tokio::task::yield_now().await;
                         }

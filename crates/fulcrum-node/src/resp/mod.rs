@@ -56,10 +56,7 @@ pub fn spawn_loop(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .event_interval(event_interval)
         .enable_all()
-        .on_thread_park(move || {
-            // A failure poisons the committer; its waiters report it.
-            let _ = db.group_commit().sync_waiting();
-        })
+        .on_thread_park(move || db.loop_idle())
         .build()?;
     let (done, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
