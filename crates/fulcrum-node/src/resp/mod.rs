@@ -3,11 +3,12 @@
 //!
 //! Outside a simulation the listener and its connections run on their own
 //! thread, an event loop ([`spawn_loop`]): a current-thread runtime that,
-//! each time it runs out of ready work, runs the pending `--fsync always`
-//! sync inline ([`fulcrum_storage::GroupCommit::sync_waiting`]). One round
-//! of the loop therefore reads every ready request, stages the writes,
-//! commits and syncs them once, and answers them all, as Redis's event
-//! loop does. Commands that touch only this node's storage run on the
+//! each time it runs out of ready work (and every few hundred requests if
+//! it never does), commits the staged writes and, under `--fsync always`,
+//! runs the pending sync inline (`Db::loop_idle`). One round of the loop
+//! therefore reads every ready request, stages the writes, commits and
+//! syncs them once, and answers them all, as Redis's event loop does.
+//! Commands that touch only this node's storage run on the
 //! loop; every other command runs on the node's main runtime (see
 //! `conn.rs`), so nothing long-lived is spawned on the loop and no sync
 //! there holds up the cluster's work.
