@@ -155,18 +155,7 @@ pub fn overwrite_record(
     if causal.is_empty() {
         return general();
     }
-    let mut r = Reader {
-        buf: causal,
-        pos: 0,
-    };
-    let format = r.u8()?;
-    if format != CAUSAL_FORMAT {
-        return Err(DvvError::UnknownFormat {
-            what: "causal data",
-            found: format,
-            supported: CAUSAL_FORMAT,
-        });
-    }
+    let mut r = Reader::causal(causal)?;
     let n = r.count(2)?;
     if n > FAST_ENTRIES {
         return general();
@@ -269,18 +258,7 @@ pub fn from_record(record: &Record) -> Result<DvvSet<Version>, DvvError> {
     if record.causal.is_empty() {
         return Ok(from_legacy(&record.versions));
     }
-    let mut r = Reader {
-        buf: &record.causal,
-        pos: 0,
-    };
-    let format = r.u8()?;
-    if format != CAUSAL_FORMAT {
-        return Err(DvvError::UnknownFormat {
-            what: "causal data",
-            found: format,
-            supported: CAUSAL_FORMAT,
-        });
-    }
+    let mut r = Reader::causal(&record.causal)?;
     let (context, ids) = r.entries()?;
     let n = r.count(2)?;
     if n != record.versions.len() {
@@ -380,6 +358,20 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// A reader of causal data, past its format byte.
+    fn causal(buf: &[u8]) -> Result<Reader<'_>, DvvError> {
+        let mut r = Reader { buf, pos: 0 };
+        let format = r.u8()?;
+        if format != CAUSAL_FORMAT {
+            return Err(DvvError::UnknownFormat {
+                what: "causal data",
+                found: format,
+                supported: CAUSAL_FORMAT,
+            });
+        }
+        Ok(r)
+    }
+
     fn u8(&mut self) -> Result<u8, DvvError> {
         let b = *self.buf.get(self.pos).ok_or(DvvError::Truncated {
             offset: self.pos,

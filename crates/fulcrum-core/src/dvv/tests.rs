@@ -488,6 +488,23 @@ fn values(s: &DvvSet<u32>) -> BTreeSet<u32> {
     s.values().copied().collect()
 }
 
+/// `state` with each write number `w` replaced by a stored version of
+/// value `w` at timestamp `w`.
+fn with_versions(state: &DvvSet<u32>) -> DvvSet<Version> {
+    DvvSet::from_parts(
+        state.context().clone(),
+        state
+            .siblings()
+            .iter()
+            .map(|s| Sibling {
+                dot: s.dot.clone(),
+                value: Version::value(s.value.to_string(), Hlc(u64::from(s.value))),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -526,13 +543,7 @@ proptest! {
             world.apply(op);
         }
         for state in &world.replicas {
-            let as_versions = DvvSet::from_parts(
-                state.context().clone(),
-                state.siblings().iter().map(|s| Sibling {
-                    dot: s.dot.clone(),
-                    value: Version::value(s.value.to_string(), Hlc(u64::from(s.value))),
-                }).collect(),
-            ).unwrap();
+            let as_versions = with_versions(state);
             let record = to_record(&as_versions);
             prop_assert_eq!(from_record(&record), Ok(as_versions));
             prop_assert_eq!(VersionVector::decode(&state.context().encode()), Ok(state.context().clone()));
@@ -553,13 +564,7 @@ proptest! {
         let me = id(coordinator);
         let new = Version::value("new", Hlc(99));
         for state in &world.replicas {
-            let as_versions = DvvSet::from_parts(
-                state.context().clone(),
-                state.siblings().iter().map(|s| Sibling {
-                    dot: s.dot.clone(),
-                    value: Version::value(s.value.to_string(), Hlc(u64::from(s.value))),
-                }).collect(),
-            ).unwrap();
+            let as_versions = with_versions(state);
             let record = to_record(&as_versions);
             prop_assert_eq!(
                 overwrite_record(&record, &me, new.clone(), floor),
