@@ -223,6 +223,77 @@ async fn command_and_info() {
 }
 
 #[tokio::test]
+async fn config_get_shows_the_running_configuration_and_changes_are_refused() {
+    let node = Node::builder()
+        .args(["--fsync", "never", "--max-clients", "321"])
+        .start()
+        .await;
+    let mut c = node.client().await;
+
+    // RESP2: a flat name/value array, as redis-benchmark expects it.
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "GET", "save"]).await,
+        Frame::Array(vec![bulk("save"), bulk("")])
+    );
+    assert_eq!(
+        cmd(&mut c, &["config", "get", "APPENDONLY"]).await,
+        Frame::Array(vec![bulk("appendonly"), bulk("yes")])
+    );
+    let settings = |f: &Frame| -> HashMap<String, String> {
+        pairs(f).into_iter().map(|(k, v)| (k, text(&v))).collect()
+    };
+    let got = settings(&cmd(&mut c, &["CONFIG", "GET", "*fsync*", "max*clients", "port"]).await);
+    assert_eq!(got.get("fsync").map(String::as_str), Some("never"));
+    assert_eq!(got.get("appendfsync").map(String::as_str), Some("no"));
+    assert_eq!(got.get("max-clients").map(String::as_str), Some("321"));
+    assert_eq!(got.get("maxclients").map(String::as_str), Some("321"));
+    // The bound port, not the 0 the test asked for.
+    assert_eq!(got.get("port"), Some(&node.resp.port().to_string()));
+    assert_eq!(got.len(), 5, "{got:?}");
+    let everything = settings(&cmd(&mut c, &["CONFIG", "GET", "*"]).await);
+    assert_eq!(
+        everything.get("data-dir"),
+        Some(&node.data_dir.display().to_string())
+    );
+    assert!(everything.len() > 25, "{everything:?}");
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "GET", "no-such-setting"]).await,
+        Frame::Array(vec![])
+    );
+
+    // RESP3: a map.
+    cmd(&mut c, &["HELLO", "3"]).await;
+    let m = cmd(&mut c, &["CONFIG", "GET", "maxclients"]).await;
+    assert!(matches!(m, Frame::Map(_)), "{m:?}");
+    assert_eq!(field(&m, "maxclients"), bulk("321"));
+
+    // Fulcrum reads its configuration at start: no live changes.
+    assert_err(
+        &cmd(&mut c, &["CONFIG", "SET", "maxclients", "5"]).await,
+        "ERR CONFIG SET is not supported",
+    );
+    assert_err(
+        &cmd(&mut c, &["CONFIG", "RESETSTAT"]).await,
+        "ERR CONFIG RESETSTAT is not supported",
+    );
+    assert_eq!(
+        err_text(&cmd(&mut c, &["CONFIG", "GET"]).await),
+        "ERR wrong number of arguments for 'config|get' command"
+    );
+    assert_eq!(
+        err_text(&cmd(&mut c, &["CONFIG", "FROB"]).await),
+        "ERR unknown subcommand 'FROB'. Try CONFIG HELP."
+    );
+    assert_eq!(
+        err_text(&cmd(&mut c, &["CONFIG"]).await),
+        "ERR wrong number of arguments for 'config' command"
+    );
+    assert!(items(&cmd(&mut c, &["CONFIG", "HELP"]).await).len() > 3);
+    let after = settings(&cmd(&mut c, &["CONFIG", "GET", "maxclients"]).await);
+    assert_eq!(after.get("maxclients").map(String::as_str), Some("321"));
+}
+
+#[tokio::test]
 async fn set_conditions_get_and_expiry_options() {
     let node = Node::start().await;
     let mut c = node.client().await;

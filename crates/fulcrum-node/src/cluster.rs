@@ -90,6 +90,9 @@ pub struct Cluster {
     /// Streaming budget in bytes per second (0: unlimited).
     pub stream_bytes_per_sec: u64,
     pub schema: Schema,
+    /// The configuration this node started with (its bound addresses in
+    /// place of port 0); `CONFIG GET` shows it.
+    pub config: Arc<NodeConfig>,
     membership: RwLock<Membership>,
     placement: RwLock<Arc<Placement>>,
     /// Members whose peer link failed its last direct ping.
@@ -196,6 +199,7 @@ impl Cluster {
             tombstone_grace_ms: config.tombstone_grace_ms,
             stream_bytes_per_sec: config.stream_mb_per_sec * 1024 * 1024,
             schema,
+            config: Arc::new(config.clone()),
             membership: RwLock::new(membership),
             placement: RwLock::new(Arc::new(placement)),
             link_down: RwLock::new(HashSet::new()),

@@ -5,6 +5,7 @@
 
 mod args;
 mod cluster;
+mod config;
 mod conn;
 mod counter;
 mod error;
@@ -160,6 +161,7 @@ async fn run(spec: &Spec, ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         H::Client => conn::client(ctx, a),
         H::Command => conn::command(a),
         H::Info => info::info(ctx, a),
+        H::Config => config::config(ctx, a),
         H::DbSize => keys::dbsize(ctx),
         H::Get => strings::get(ctx, a).await,
         H::Set => strings::set(ctx, a).await,
