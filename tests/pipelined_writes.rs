@@ -177,3 +177,61 @@ async fn concurrent_pipelines_on_one_key_leave_one_version() {
     assert_eq!(values.len(), 1, "one version, not siblings: {reply:?}");
     assert!(last_values.contains(&values[0]), "{reply:?}");
 }
+
+/// A plain GET runs beside other connections' staged writes unless its
+/// own key has one (`cmd::runs_beside_staged`): every GET still sees its
+/// connection's earlier SETs, and never a value no SET wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_beside_staged_writes_see_their_own_connections_sets() {
+    const CONNS: usize = 8;
+    const ROUNDS: usize = 15;
+    for fsync in ["always", "never"] {
+        let node = Node::builder().args(["--fsync", fsync]).start().await;
+        let mut tasks = Vec::new();
+        for conn in 0..CONNS {
+            let mut c = node.client().await;
+            tasks.push(tokio::spawn(async move {
+                let peer = (conn + 1) % CONNS;
+                for round in 0..ROUNDS {
+                    let mut cmds = Vec::new();
+                    for i in 0..8 {
+                        cmds.push(set(&format!("k:{conn}:{i}"), &format!("{round}")));
+                        // The key just staged, a key another connection
+                        // writes, and a key nobody writes.
+                        cmds.push(words(&["GET", &format!("k:{conn}:{i}")]));
+                        cmds.push(words(&["GET", &format!("k:{peer}:{i}")]));
+                        cmds.push(words(&["GET", "untouched"]));
+                    }
+                    let replies = c.pipeline(&cmds).await.unwrap();
+                    for (i, r) in replies.chunks(4).enumerate() {
+                        assert_eq!(r[0], ok(), "SET k:{conn}:{i}");
+                        assert_eq!(r[1], bulk(&format!("{round}")), "GET own k:{conn}:{i}");
+                        let seen_peer = match &r[2] {
+                            Frame::Null => None,
+                            other => Some(text(other).parse::<usize>().expect("a round")),
+                        };
+                        assert!(
+                            seen_peer.is_none_or(|p| p < ROUNDS),
+                            "GET k:{peer}:{i}: {:?}",
+                            r[2]
+                        );
+                        assert_eq!(r[3], Frame::Null, "GET untouched");
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut c = node.client().await;
+        for conn in 0..CONNS {
+            for i in 0..8 {
+                assert_eq!(
+                    cmd(&mut c, &["GET", &format!("k:{conn}:{i}")]).await,
+                    bulk(&format!("{}", ROUNDS - 1)),
+                    "--fsync {fsync}"
+                );
+            }
+        }
+    }
+}

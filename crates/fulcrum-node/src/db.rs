@@ -222,6 +222,12 @@ impl Db {
         self.writes.has_pending()
     }
 
+    /// Whether `key` of `table` has a write staged and not yet in the
+    /// engine.
+    pub fn is_staged(&self, table: &str, key: &[u8]) -> bool {
+        self.writes.holds(table, key)
+    }
+
     /// Whether every staged record write is in the engine (nothing staged,
     /// nothing committing).
     pub fn writes_idle(&self) -> bool {

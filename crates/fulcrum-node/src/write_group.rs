@@ -18,8 +18,10 @@
 //!   [`WriteGroup::staged`] first, under the key's lock, so no staged write
 //!   is lost or reordered.
 //! - **Readers do not.** GET and the coordinator's reads see only committed
-//!   records. A connection commits before running any command other than a
-//!   plain SET, so it reads its own writes (`resp/conn.rs`).
+//!   records, never one a `kill -9` could take back. A connection commits
+//!   before running any command other than a plain SET or a plain GET of
+//!   a key with nothing staged (`cmd::runs_beside_staged`), so it reads its
+//!   own writes (`resp/conn.rs`).
 //! - **Acknowledgement.** [`WriteGroup::commit`] commits everything staged
 //!   so far, or waits for the commit already carrying it; `Db::durable`
 //!   calls it before it waits for the fsync policy (under `--fsync
@@ -190,6 +192,17 @@ impl WriteGroup {
             .get(table, key)
             .or_else(|| state.in_flight.as_ref().and_then(|p| p.get(table, key)))
             .cloned()
+    }
+
+    /// Whether `key` in `table` has an op staged or committing (not yet in
+    /// the engine): [`WriteGroup::staged`] without the copy.
+    pub fn holds(&self, table: &str, key: &[u8]) -> bool {
+        let state = self.state.lock();
+        state.pending.get(table, key).is_some()
+            || state
+                .in_flight
+                .as_ref()
+                .is_some_and(|p| p.get(table, key).is_some())
     }
 
     /// Whether anything is staged and not yet committing.
@@ -375,9 +388,12 @@ mod tests {
         );
         assert_eq!(engine.get("data.t", b"k").unwrap(), None);
         assert!(group.has_pending());
+        assert!(group.holds("data.t", b"k") && group.holds("aae", b"k"));
+        assert!(!group.holds("data.t", b"other") && !group.holds("data.u", b"k"));
         group.commit(&engine).unwrap();
         assert!(!group.has_pending());
         assert_eq!(group.staged("data.t", b"k"), None);
+        assert!(!group.holds("data.t", b"k"));
         assert_eq!(
             engine.get("data.t", b"k").unwrap().as_deref(),
             Some(&b"v2"[..])

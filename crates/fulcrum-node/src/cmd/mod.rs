@@ -115,11 +115,33 @@ pub fn is_local(cluster: &std::sync::Arc<Cluster>, conn: &ConnState, args: &[Byt
         })
 }
 
-/// Whether `args` is a plain `SET key value`: a blind write that reads
-/// nothing, so it may run while earlier writes are still staged (see
-/// `write_group.rs`). Any other command needs them committed first.
-pub fn only_stages(args: &[Bytes]) -> bool {
-    args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
+/// Whether `args` may run while writes are still staged (see
+/// `write_group.rs`), without committing them first:
+/// - a plain `SET key value`: a blind write, built on the staged record;
+/// - a plain `GET key` whose key has no staged write (`key_staged` says,
+///   `true` if it cannot tell): it reads the engine, which then holds the
+///   key's newest record, so it sees every earlier write of its
+///   connection and nothing a `kill -9` could take back.
+///
+/// Any other command (a GET of a staged key, scans, multi-key and
+/// conditional commands) needs them committed first.
+pub fn runs_beside_staged(args: &[Bytes], key_staged: impl FnOnce(&[u8]) -> bool) -> bool {
+    match args {
+        [name, _, _] => name.eq_ignore_ascii_case(b"SET"),
+        [name, key] => name.eq_ignore_ascii_case(b"GET") && !key_staged(key),
+        _ => false,
+    }
+}
+
+/// Whether `key` of the connection's keyspace may have a staged write:
+/// true if it has one, or the keyspace is strong or unknown.
+pub fn key_staged(cluster: &Cluster, conn: &ConnState, key: &[u8]) -> bool {
+    match cluster.db.catalog.get(&conn.keyspace) {
+        Some(ks) if ks.spec.mode == fulcrum_core::keyspace::Mode::Eventual => {
+            cluster.db.is_staged(&ks.table, key)
+        }
+        _ => true,
+    }
 }
 
 /// Arity and size limits, checked before any handler runs.
@@ -231,5 +253,49 @@ impl Ctx<'_> {
             });
         }
         Ok(ks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn a_plain_set_runs_beside_staged_writes() {
+        assert!(runs_beside_staged(&args(&["SET", "k", "v"]), |_| true));
+        assert!(runs_beside_staged(&args(&["set", "k", "v"]), |_| true));
+        assert!(!runs_beside_staged(&args(&["SET", "k", "v", "NX"]), |_| {
+            false
+        }));
+    }
+
+    #[test]
+    fn a_get_runs_beside_staged_writes_only_when_its_key_has_none() {
+        let mut asked = Vec::new();
+        assert!(runs_beside_staged(&args(&["GET", "free"]), |k| {
+            asked.push(k.to_vec());
+            false
+        }));
+        assert_eq!(asked, vec![b"free".to_vec()]);
+        assert!(!runs_beside_staged(&args(&["get", "busy"]), |_| true));
+    }
+
+    #[test]
+    fn other_commands_wait_for_staged_writes() {
+        for words in [
+            &["MGET", "a", "b"][..],
+            &["DEL", "a"],
+            &["SCAN", "0"],
+            &["GETDEL", "a"],
+            &["INCR", "a"],
+            &["GET"],
+            &["GET", "a", "b"],
+        ] {
+            assert!(!runs_beside_staged(&args(words), |_| false), "{words:?}");
+        }
     }
 }

@@ -77,10 +77,15 @@ pub async fn run(
             }
             match decoder.decode(&mut inbuf) {
                 Ok(Some(args)) => {
-                    if !cmd::only_stages(&args) && !db.writes_idle() {
-                        // Reads after the staged writes must see them. A
-                        // failure poisons the group: `durable` below turns
-                        // the writes' replies into errors.
+                    if !db.writes_idle()
+                        && !cmd::runs_beside_staged(&args, |key| {
+                            cmd::key_staged(&cluster, &conn, key)
+                        })
+                    {
+                        // Reads after the staged writes must see them, and
+                        // only once they are in the engine. A failure
+                        // poisons the group: `durable` below turns the
+                        // writes' replies into errors.
                         let _ = db.staged_committed().await;
                     }
                     conn.wrote = false;
