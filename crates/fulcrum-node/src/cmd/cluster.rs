@@ -40,9 +40,6 @@ pub async fn cluster(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             .map_err(CmdError::Raw)?;
         Ok(Frame::ok())
     } else {
-        Err(CmdError::Msg(format!(
-            "unknown subcommand '{}'. Try CLUSTER LEAVE or REMOVE.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(CmdError::unknown_subcommand(sub, "CLUSTER LEAVE or REMOVE"))
     }
 }

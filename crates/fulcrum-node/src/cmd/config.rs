@@ -35,9 +35,7 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let sub = &a[0];
     if is(sub, "GET") {
         if a.len() < 2 {
-            return Err(CmdError::Msg(
-                "wrong number of arguments for 'config|get' command".into(),
-            ));
+            return Err(CmdError::subcommand_arity("CONFIG", sub));
         }
         get(&ctx.cluster.config, &a[1..])
     } else if is(sub, "HELP") {
@@ -53,10 +51,7 @@ pub fn config(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub).to_ascii_uppercase()
         )))
     } else {
-        Err(CmdError::Msg(format!(
-            "unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(CmdError::unknown_subcommand(sub, "CONFIG HELP"))
     }
 }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use fulcrum_proto::{Frame, Protocol};
 
-use super::args::{int, is, text};
+use super::args::{int, is};
 use super::table::COMMANDS;
 use super::{CmdError, CmdResult, Ctx};
 
@@ -148,15 +148,9 @@ pub fn client(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         .iter()
         .any(|s| is(sub, s))
     {
-        Err(CmdError::Msg(format!(
-            "wrong number of arguments for 'client|{}' command",
-            String::from_utf8_lossy(sub).to_ascii_lowercase()
-        )))
+        Err(CmdError::subcommand_arity("CLIENT", sub))
     } else {
-        Err(CmdError::Msg(format!(
-            "unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(CmdError::unknown_subcommand(sub, "CLIENT HELP"))
     }
 }
 
@@ -201,10 +195,6 @@ pub fn command(a: &[Bytes]) -> CmdResult {
                 .collect(),
         ))
     } else {
-        let _ = text(sub);
-        Err(CmdError::Msg(format!(
-            "unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(CmdError::unknown_subcommand(sub, "COMMAND HELP"))
     }
 }

@@ -54,6 +54,25 @@ impl CmdError {
         CmdError::Raw(msg)
     }
 
+    /// Redis's reply to an unknown subcommand `sub`; `hint` follows
+    /// "Try " (`CLIENT HELP`, `CLUSTER LEAVE or REMOVE`).
+    pub fn unknown_subcommand(sub: &[u8], hint: &str) -> CmdError {
+        CmdError::Msg(format!(
+            "unknown subcommand '{}'. Try {hint}.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+
+    /// Redis's wrong-arity reply for subcommand `sub` of `command`
+    /// (`'client|id'`).
+    pub fn subcommand_arity(command: &str, sub: &[u8]) -> CmdError {
+        CmdError::Msg(format!(
+            "wrong number of arguments for '{}|{}' command",
+            command.to_ascii_lowercase(),
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        ))
+    }
+
     pub fn into_frame(self) -> Frame {
         Frame::Error(self.to_string())
     }
@@ -95,6 +114,14 @@ mod tests {
         assert_eq!(
             CmdError::unknown_command(&args).to_string(),
             "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            CmdError::unknown_subcommand(b"Frob", "CLIENT HELP").to_string(),
+            "ERR unknown subcommand 'Frob'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            CmdError::subcommand_arity("CLIENT", b"Id").to_string(),
+            "ERR wrong number of arguments for 'client|id' command"
         );
     }
 }

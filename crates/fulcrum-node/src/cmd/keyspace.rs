@@ -72,10 +72,10 @@ pub async fn keyspace(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let version = ctx.cluster.schema_changed(&name, None).await;
         everywhere(ctx, PeerRequest::DropKeyspace { name, version }).await
     } else {
-        Err(CmdError::Msg(format!(
-            "unknown subcommand '{}'. Try KEYSPACE CREATE, LIST, INFO or DROP.",
-            String::from_utf8_lossy(sub)
-        )))
+        Err(CmdError::unknown_subcommand(
+            sub,
+            "KEYSPACE CREATE, LIST, INFO or DROP",
+        ))
     }
 }
 
