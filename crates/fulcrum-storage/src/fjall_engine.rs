@@ -30,7 +30,11 @@
 //!   sealed journal (`SyncAll`) and, after creating the new file, fsyncs the
 //!   directory — all under the journal lock, before any write can reach the
 //!   new file. Journal files are preallocated, and `fdatasync` also flushes
-//!   the block allocation a write needed. fjall's layout is pinned by the
+//!   the block allocation a write needed.
+//! - **`sync` zero-fills the active journal ahead of fjall's writer**
+//!   (`journal_zero.rs`), so that most `fdatasync`s flush data only, not
+//!   the inode's block map; the zeros are written holding the snapshot
+//!   fence exclusively, past the journal's data and below its length. fjall's layout is pinned by the
 //!   exact fjall version in `Cargo.toml`; `sync_follows_journal_rotation`
 //!   checks it.
 //! - **Reads use a fjall snapshot** (the highest *published* sequence number),
@@ -80,8 +84,10 @@ use fjall::{
     Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable, Slice,
 };
 use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{StorageError, StorageResult};
+use crate::journal_zero::{self, ZeroFill};
 use crate::traits::{Batch, BatchOp, ScanItem, Storage, TableStats};
 use crate::validate;
 
@@ -173,9 +179,12 @@ pub struct FjallStorage {
     config: FjallConfig,
     /// `None` once closed.
     state: RwLock<Option<Open>>,
-    /// The journal file `sync` last fsynced (id, own descriptor); also
-    /// serializes syncs.
-    journal: Mutex<Option<(u64, std::fs::File)>>,
+    /// The journal file `sync` last fsynced (id, own descriptor, its
+    /// zero-filling); also serializes syncs.
+    journal: Mutex<Option<(std::fs::File, ZeroFill)>>,
+    /// Estimated journal bytes written since open, for zero-filling
+    /// (`journal_zero.rs`).
+    journal_progress: AtomicU64,
     /// Writes hold it shared while fjall commits a batch; a scan holds it
     /// exclusively while it opens its snapshot, so the snapshot never
     /// lands inside a batch (see the module docs).
@@ -279,6 +288,7 @@ impl FjallStorage {
             config,
             state: RwLock::new(Some(Open { db, tables, fence })),
             journal: Mutex::new(None),
+            journal_progress: AtomicU64::new(0),
             snapshot_fence: RwLock::new(()),
         })
     }
@@ -286,9 +296,10 @@ impl FjallStorage {
     /// Whether journal `id` (opened as `file`), the active one at an
     /// earlier sync, is still the active one: `<id+1>.jnl` is missing
     /// (checked first) and `file` is still linked, i.e. `<id>.jnl` was not
-    /// deleted (checked second, by `fstat` on the open descriptor). A path
-    /// `stat` and an `fstat` instead of listing the directory on every
-    /// sync. Why that suffices: fjall names the journal it rotates to
+    /// deleted (checked second, by `statx` on the open descriptor asking
+    /// for the link count alone: asking for its times would make the next
+    /// journal write dirty the inode again, see `journal_zero.rs`). Two
+    /// cheap checks instead of listing the directory on every sync. Why that suffices: fjall names the journal it rotates to
     /// `<id+1>.jnl`, and deletes sealed journals oldest first (its journal
     /// manager evicts the front of a FIFO queue). Had a rotation away from
     /// `id` happened before the first check, `<id+1>.jnl` would exist then
@@ -296,9 +307,11 @@ impl FjallStorage {
     /// deleting `<id>.jnl` first, which the second check would notice. Ids
     /// are never reused. Any doubt (an error) falls back to listing.
     fn still_active(&self, id: u64, file: &std::fs::File) -> bool {
-        use std::os::unix::fs::MetadataExt;
+        use rustix::fs::{access, statx, Access, AtFlags, StatxFlags};
         let next = self.path.join(format!("{}.jnl", id + 1));
-        matches!(next.try_exists(), Ok(false)) && file.metadata().is_ok_and(|m| m.nlink() > 0)
+        matches!(access(&next, Access::EXISTS), Err(rustix::io::Errno::NOENT))
+            && statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::NLINK)
+                .is_ok_and(|st| st.stx_nlink > 0)
     }
 
     /// Id of the active journal: the highest `<id>.jnl` in the data
@@ -325,21 +338,34 @@ impl FjallStorage {
 
     /// `fdatasync` of the active journal through this instance's own
     /// descriptor, without fjall's journal lock (see the module docs).
+    ///
+    /// Before it syncs, it zero-fills the journal ahead of fjall's writer
+    /// when due (`journal_zero.rs`), holding the snapshot fence
+    /// exclusively so that no batch is being written meanwhile.
     fn sync_active_journal(&self) -> StorageResult<()> {
         let mut journal = self.journal.lock();
         let id = match journal.as_ref() {
-            Some((cached, file)) if self.still_active(*cached, file) => *cached,
+            Some((file, zero)) if self.still_active(zero.id(), file) => zero.id(),
             _ => self.active_journal_id()?,
         };
-        if journal.as_ref().map(|(cached, _)| *cached) != Some(id) {
+        let progress = self.journal_progress.load(Ordering::Relaxed);
+        if journal.as_ref().map(|(_, zero)| zero.id()) != Some(id) {
             let path = self.path.join(format!("{id}.jnl"));
-            let file = std::fs::File::open(&path).map_err(|source| StorageError::Io {
-                op: "sync (open journal)",
-                source,
-            })?;
-            *journal = Some((id, file));
+            // Writable for the zeros; never `append` (see `journal_zero`).
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| StorageError::Io {
+                    op: "sync (open journal)",
+                    source,
+                })?;
+            *journal = Some((file, ZeroFill::new(id, progress)));
         }
-        let (_, file) = journal.as_ref().expect("set above");
+        let (file, zero) = journal.as_mut().expect("set above");
+        if zero.due(progress) {
+            let _fence = self.snapshot_fence.write();
+            zero.fill(file);
+        }
         file.sync_data().map_err(|source| StorageError::Io {
             op: "sync (fdatasync journal)",
             source,
@@ -455,6 +481,17 @@ impl Storage for FjallStorage {
             open.table(validate::op_table(op))?;
         }
         let ops = validate::last_op_wins(batch.ops);
+        let payload: usize = ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value, .. } => key.len() + value.len(),
+                BatchOp::Remove { key, .. } => key.len(),
+            })
+            .sum();
+        self.journal_progress.fetch_add(
+            journal_zero::estimate(ops.len(), payload),
+            Ordering::Relaxed,
+        );
         // `Database::batch` commits with `PersistMode::Buffer` because
         // `manual_journal_persist` is off: the batch reaches the OS, unsynced.
         let mut fjall_batch = open.db.batch();
@@ -783,7 +820,7 @@ mod engine_tests {
         let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
         s.create_table("t").unwrap();
         s.sync().unwrap();
-        let first = s.journal.lock().as_ref().map(|(id, _)| *id);
+        let first = s.journal.lock().as_ref().map(|(_, zero)| zero.id());
         assert_eq!(first, Some(0), "a fresh database journals into 0.jnl");
         let journal0 = std::fs::File::open(dir.path().join("0.jnl")).unwrap();
         assert!(s.still_active(0, &journal0));
@@ -808,7 +845,12 @@ mod engine_tests {
         }
         assert!(!s.still_active(0, &journal0), "0.jnl was rotated away from");
         s.sync().unwrap();
-        let synced = s.journal.lock().as_ref().map(|(id, _)| *id).unwrap();
+        let synced = s
+            .journal
+            .lock()
+            .as_ref()
+            .map(|(_, zero)| zero.id())
+            .unwrap();
         assert!(synced > 0);
         assert_eq!(synced, s.active_journal_id().unwrap());
         let active = std::fs::File::open(dir.path().join(format!("{synced}.jnl"))).unwrap();
@@ -834,5 +876,84 @@ mod engine_tests {
         }
         s.close().unwrap();
         FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+    }
+
+    fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_busy_journal_is_zero_filled_ahead_of_its_writer_and_reads_back_intact() {
+        use rustix::fs::{seek, SeekFrom};
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("0.jnl");
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        s.create_table("t").unwrap();
+        s.sync().unwrap();
+        let len = std::fs::metadata(&journal).unwrap().len();
+        // 1.5 MiB of journal, synced now and then as a node would.
+        let values: Vec<Vec<u8>> = (0..48).map(|i| incompressible(32 * 1024, i)).collect();
+        for (i, v) in values.iter().enumerate() {
+            let mut batch = Batch::new();
+            batch.put("t", (i as u32).to_be_bytes().to_vec(), v.clone());
+            s.write(batch).unwrap();
+            if i % 8 == 7 {
+                s.sync().unwrap();
+            }
+        }
+        let file = std::fs::File::open(&journal).unwrap();
+        let zeroed_to = seek(&file, SeekFrom::Hole(0)).unwrap();
+        assert!(
+            zeroed_to >= 1536 * 1024 + journal_zero::CHUNK / 2,
+            "zeros ahead of the data: first hole at {zeroed_to}"
+        );
+        assert_eq!(
+            std::fs::metadata(&journal).unwrap().len(),
+            len,
+            "the journal keeps its preallocated length"
+        );
+        s.close().unwrap();
+        // Recovery reads the zeros as the end of the journal, as it did
+        // the holes; writes after the reopen land and read back too.
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(
+                s.get("t", &(i as u32).to_be_bytes()).unwrap().as_deref(),
+                Some(&v[..])
+            );
+        }
+        let more: Vec<Vec<u8>> = (0..48)
+            .map(|i| incompressible(32 * 1024, 100 + i))
+            .collect();
+        for (i, v) in more.iter().enumerate() {
+            let mut batch = Batch::new();
+            batch.put("t", (1000 + i as u32).to_be_bytes().to_vec(), v.clone());
+            s.write(batch).unwrap();
+            s.sync().unwrap();
+        }
+        s.close().unwrap();
+        let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(
+                s.get("t", &(i as u32).to_be_bytes()).unwrap().as_deref(),
+                Some(&v[..])
+            );
+        }
+        for (i, v) in more.iter().enumerate() {
+            assert_eq!(
+                s.get("t", &(1000 + i as u32).to_be_bytes())
+                    .unwrap()
+                    .as_deref(),
+                Some(&v[..])
+            );
+        }
     }
 }

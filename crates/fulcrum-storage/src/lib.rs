@@ -27,6 +27,7 @@ mod cache;
 mod error;
 mod fjall_engine;
 mod group_commit;
+mod journal_zero;
 mod memory;
 mod traits;
 mod validate;
