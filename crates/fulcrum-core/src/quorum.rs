@@ -281,6 +281,31 @@ mod dc_tests {
     use crate::level::Level;
 
     #[test]
+    fn one_replica_reaches_a_level_exactly_when_it_requires_at_most_one_copy() {
+        // The coordinator's single-node shortcut (`required(1) <= 1`)
+        // must agree with a tracker over that one replica.
+        let levels = [
+            Level::One,
+            Level::Two,
+            Level::Three,
+            Level::Quorum,
+            Level::All,
+            Level::LocalQuorum,
+            Level::EachQuorum,
+            Level::Any,
+            Level::Count(1),
+            Level::Count(2),
+            Level::Linearizable,
+            Level::Serializable,
+        ];
+        for level in levels {
+            let mut t = Tracker::new(level, &["east"], "east");
+            let reached = matches!(t.success("east"), Decision::Reached);
+            assert_eq!(reached, level.required(1) <= 1, "{level:?}");
+        }
+    }
+
+    #[test]
     fn local_quorum_counts_only_the_local_dc() {
         let dcs = ["east", "east", "west", "west"];
         let mut t = Tracker::new(Level::LocalQuorum, &dcs, "east");

@@ -485,14 +485,13 @@ impl Cluster {
         matches!(sets, [set] if matches!(set.as_slice(), [node] if **node == *self.me.node_id))
     }
 
-    /// Whether one copy on this node (in this node's DC) reaches `level`
-    /// when it is the only replica (every level but TWO, THREE and counts
-    /// above one).
+    /// Whether one copy on this node reaches `level` when it is the only
+    /// replica: what a [`Tracker`] over that one replica decides after its
+    /// success (every level asks for at most as many copies as there are
+    /// replicas), without building one on the hot path of a single-node
+    /// write.
     fn one_local_copy_reaches(&self, level: Level) -> bool {
-        let dc = self.me.dc.as_str();
-        let mut t = Tracker::new(level, &[dc], dc);
-        t.success(dc);
-        matches!(t.decision(), Decision::Reached)
+        level.required(1) <= 1
     }
 
     /// Healthy nodes past the first `n` of `key`'s ring walk, nearest
