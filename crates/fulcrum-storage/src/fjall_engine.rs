@@ -31,12 +31,12 @@
 //!   directory — all under the journal lock, before any write can reach the
 //!   new file. Journal files are preallocated, and `fdatasync` also flushes
 //!   the block allocation a write needed.
+//!   fjall's layout is pinned by the exact fjall version in `Cargo.toml`;
+//!   `sync_follows_journal_rotation` checks it.
 //! - **`sync` zero-fills the active journal ahead of fjall's writer**
 //!   (`journal_zero.rs`), so that most `fdatasync`s flush data only, not
 //!   the inode's block map; the zeros are written holding the snapshot
-//!   fence exclusively, past the journal's data and below its length. fjall's layout is pinned by the
-//!   exact fjall version in `Cargo.toml`; `sync_follows_journal_rotation`
-//!   checks it.
+//!   fence exclusively, past the journal's data and below its length.
 //! - **Reads use a fjall snapshot** (the highest *published* sequence number),
 //!   so a concurrent reader sees a batch entirely or not at all.
 //! - **DDL is durable on return**: fjall records keyspace creation and
@@ -299,8 +299,9 @@ impl FjallStorage {
     /// deleted (checked second, by `statx` on the open descriptor asking
     /// for the link count alone: asking for its times would make the next
     /// journal write dirty the inode again, see `journal_zero.rs`). Two
-    /// cheap checks instead of listing the directory on every sync. Why that suffices: fjall names the journal it rotates to
-    /// `<id+1>.jnl`, and deletes sealed journals oldest first (its journal
+    /// cheap checks instead of listing the directory on every sync. Why
+    /// that suffices: fjall names the journal it rotates to `<id+1>.jnl`,
+    /// and deletes sealed journals oldest first (its journal
     /// manager evicts the front of a FIFO queue). Had a rotation away from
     /// `id` happened before the first check, `<id+1>.jnl` would exist then
     /// unless already deleted, and deleting it would have required
