@@ -482,20 +482,10 @@ impl Storage for FjallStorage {
             open.table(validate::op_table(op))?;
         }
         let ops = validate::last_op_wins(batch.ops);
-        let payload: usize = ops
-            .iter()
-            .map(|op| match op {
-                BatchOp::Put { key, value, .. } => key.len() + value.len(),
-                BatchOp::Remove { key, .. } => key.len(),
-            })
-            .sum();
-        self.journal_progress.fetch_add(
-            journal_zero::estimate(ops.len(), payload),
-            Ordering::Relaxed,
-        );
         // `Database::batch` commits with `PersistMode::Buffer` because
         // `manual_journal_persist` is off: the batch reaches the OS, unsynced.
         let mut fjall_batch = open.db.batch();
+        let mut payload = 0;
         for op in &ops {
             let keyspace = open.table(validate::op_table(op))?;
             match op {
@@ -504,10 +494,18 @@ impl Storage for FjallStorage {
                     // buffer (a network read), which the memtable must not
                     // pin.
                     fjall_batch.insert(keyspace, &*encode_key(key), Slice::from(&value[..]));
+                    payload += key.len() + value.len();
                 }
-                BatchOp::Remove { key, .. } => fjall_batch.remove(keyspace, &*encode_key(key)),
+                BatchOp::Remove { key, .. } => {
+                    fjall_batch.remove(keyspace, &*encode_key(key));
+                    payload += key.len();
+                }
             }
         }
+        self.journal_progress.fetch_add(
+            journal_zero::estimate(ops.len(), payload),
+            Ordering::Relaxed,
+        );
         let _fence = self.snapshot_fence.read();
         fjall_batch.commit().map_err(|e| fjall_error("write", e))
     }
@@ -828,16 +826,8 @@ mod engine_tests {
         // fjall rotates the journal at a flush once it holds over 64 MB:
         // write incompressible 512 KiB values until it did.
         let mut n = 0u32;
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
         while s.active_journal_id().unwrap() == 0 {
-            let value: Vec<u8> = (0..512 * 1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let value = incompressible(512 * 1024, u64::from(n));
             let mut batch = Batch::new();
             batch.put("t", n.to_be_bytes().to_vec(), value);
             s.write(batch).unwrap();
@@ -877,6 +867,16 @@ mod engine_tests {
         }
         s.close().unwrap();
         FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
+    }
+
+    /// Asserts that keys `first + i` of table `t` hold `values[i]`.
+    fn assert_reads_back(s: &FjallStorage, first: u32, values: &[Vec<u8>]) {
+        for (i, v) in (first..).zip(values) {
+            assert_eq!(
+                s.get("t", &i.to_be_bytes()).unwrap().as_deref(),
+                Some(&v[..])
+            );
+        }
     }
 
     fn incompressible(len: usize, seed: u64) -> Vec<u8> {
@@ -925,12 +925,7 @@ mod engine_tests {
         // Recovery reads the zeros as the end of the journal, as it did
         // the holes; writes after the reopen land and read back too.
         let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
-        for (i, v) in values.iter().enumerate() {
-            assert_eq!(
-                s.get("t", &(i as u32).to_be_bytes()).unwrap().as_deref(),
-                Some(&v[..])
-            );
-        }
+        assert_reads_back(&s, 0, &values);
         let more: Vec<Vec<u8>> = (0..48)
             .map(|i| incompressible(32 * 1024, 100 + i))
             .collect();
@@ -942,19 +937,7 @@ mod engine_tests {
         }
         s.close().unwrap();
         let s = FjallStorage::open(dir.path(), FjallConfig::tiny()).unwrap();
-        for (i, v) in values.iter().enumerate() {
-            assert_eq!(
-                s.get("t", &(i as u32).to_be_bytes()).unwrap().as_deref(),
-                Some(&v[..])
-            );
-        }
-        for (i, v) in more.iter().enumerate() {
-            assert_eq!(
-                s.get("t", &(1000 + i as u32).to_be_bytes())
-                    .unwrap()
-                    .as_deref(),
-                Some(&v[..])
-            );
-        }
+        assert_reads_back(&s, 0, &values);
+        assert_reads_back(&s, 1000, &more);
     }
 }
